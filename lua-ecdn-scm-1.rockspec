@@ -1,0 +1,39 @@
+rockspec_format = "3.0"
+package = "lua-ecdn"
+version = "scm-1"
+source = {
+  url = "git+https://example.invalid/lua-ecdn.git",
+}
+description = {
+  summary = "Purge cached URLs on Tencent Cloud ECDN/CDN: exact signing, no lost URLs, fast",
+  detailed = [[
+    A C module (TC3-HMAC-SHA256 and v1 signers on OpenSSL, an HTTP core on libcurl)
+    with a thin Lua layer, a local simulator of the purge service, and CLI tools.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h" },
+  OPENSSL = { header = "openssl/evp.h" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["ecdn.core"] = {
+      sources = {
+        "src/buf.c", "src/core.c", "src/json.c", "src/lua_sign.c", "src/lua_util.c", "src/sign.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      libraries = { "curl", "crypto" },
+    },
+  },
+  install = {
+    bin = {},
+  },
+}
