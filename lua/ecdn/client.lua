@@ -75,7 +75,7 @@ local function parse_endpoint(endpoint)
 end
 
 --- ecdn.client(opts) -> client | nil, err. Bad option names or types raise.
-function M.new(opts, getenv)
+function M.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
     error("ecdn.client: options must be a table (got " .. type(opts) .. ")", 2)
@@ -92,7 +92,7 @@ function M.new(opts, getenv)
   if opts.language and not LANGUAGES[opts.language] then
     error("ecdn.client: field 'language' must be \"en-US\" or \"zh-CN\"", 2)
   end
-  local id, key, token = credentials(opts, getenv or os.getenv)
+  local id, key, token = credentials(opts, os.getenv)
   if not id then return nil, key end
   local url, host = parse_endpoint(opts.endpoint or ("https://" .. service .. ".tencentcloudapi.com"))
   local c = core.new {

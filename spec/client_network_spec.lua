@@ -1,0 +1,95 @@
+-- Network failures and TLS, against servers this spec starts on 127.0.0.1.
+local ecdn = require "ecdn"
+local socket = require "socket"
+local proc = require "support.proc"
+
+local ID, KEY = "AKIDnetworkspec0001", "network-spec-key"
+local URLS = { "https://www.example.com/a.jpg" }
+
+local function client(endpoint, extra)
+  local opts = { secret_id = ID, secret_key = KEY, endpoint = endpoint }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return assert(ecdn.client(opts))
+end
+
+local function network_error(res, err, name)
+  assert.is_nil(res)
+  assert.equal("ClientError.NetworkError", err.code)
+  assert.equal("network", err.kind)
+  assert.is_true(err.retryable)
+  assert.is_nil(err.status)
+  if name then assert.equal(name, err.detail) end
+  return err
+end
+
+describe("network failures", function()
+  it("connection refused", function()
+    local c = client("http://127.0.0.1:" .. proc.closed_port())
+    local res, err = c:purge(URLS)
+    network_error(res, err, "CURLE_COULDNT_CONNECT")
+    res, err = c:call("DescribePurgeQuota", {})
+    network_error(res, err, "CURLE_COULDNT_CONNECT")
+    c:close()
+  end)
+
+  it("a server that never answers: the timeout is honoured within 20%", function()
+    -- Listening without accepting: the kernel completes the handshake and
+    -- takes the request, and no answer ever comes.
+    local server = assert(socket.bind("127.0.0.1", 0))
+    local _, port = server:getsockname()
+    local c = client("http://127.0.0.1:" .. port, { timeout = 1.5 })
+    local t0 = socket.gettime()
+    local res, err = c:purge(URLS)
+    local elapsed = socket.gettime() - t0
+    server:close()
+    c:close()
+    network_error(res, err, "CURLE_OPERATION_TIMEDOUT")
+    assert.is_true(elapsed >= 1.5 * 0.8 and elapsed <= 1.5 * 1.2, "elapsed " .. elapsed)
+  end)
+end)
+
+describe("TLS", function()
+  local cert, key, pid, port
+
+  setup(function()
+    cert, key = proc.self_signed()
+    local port_file = proc.tmpname()
+    pid = proc.spawn("lua5.4 spec/support/tls_server.lua " .. cert .. " " .. key .. " " .. port_file)
+    port = tonumber(proc.wait_file(port_file, 10))
+    os.remove(port_file)
+    assert(port, "TLS server did not start")
+  end)
+
+  teardown(function()
+    proc.kill(pid)
+    os.remove(cert)
+    os.remove(key)
+  end)
+
+  it("refuses a self-signed server by default", function()
+    local c = client("https://127.0.0.1:" .. port)
+    local err = network_error(c:purge(URLS))
+    assert.truthy(err.detail == "CURLE_PEER_FAILED_VERIFICATION" or err.detail == "CURLE_SSL_CACERT", err.detail)
+    c:close()
+  end)
+
+  it("accepts it with cafile", function()
+    local c = client("https://127.0.0.1:" .. port, { cafile = cert })
+    local res, err = c:purge(URLS)
+    assert.is_nil(err)
+    assert.same({ task_id = "tls-task-1", request_id = "tls-request-1" }, res)
+    c:close()
+  end)
+
+  it("accepts it with verify = false", function()
+    local c = client("https://127.0.0.1:" .. port, { verify = false })
+    assert.equal("tls-task-1", assert(c:purge(URLS)).task_id)
+    c:close()
+  end)
+
+  it("reports an unreadable cafile as a network (TLS) error", function()
+    local c = client("https://127.0.0.1:" .. port, { cafile = "/nonexistent/ca.pem" })
+    network_error(c:purge(URLS))
+    c:close()
+  end)
+end)

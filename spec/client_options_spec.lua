@@ -1,0 +1,181 @@
+-- ecdn.client construction, local validation and the userdata's lifecycle:
+-- nothing here needs a server (requests go to a closed port at most).
+local ecdn = require "ecdn"
+local proc = require "support.proc"
+
+local ID, KEY = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
+
+local function new(extra)
+  local opts = { secret_id = ID, secret_key = KEY, endpoint = "http://127.0.0.1:" .. proc.closed_port() }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return assert(ecdn.client(opts))
+end
+
+describe("ecdn.client options", function()
+  it("raises on an unknown option name or a wrong type", function()
+    assert.has_error(function() ecdn.client { secret_id = ID, secret_key = KEY, secretkey = "x" } end,
+      "ecdn.client: unknown option 'secretkey'")
+    assert.has_error(function() ecdn.client { secret_id = ID, secret_key = KEY, timeout = "10" } end,
+      "ecdn.client: field 'timeout' must be a number (got string)")
+    assert.has_error(function() ecdn.client "x" end, "ecdn.client: options must be a table (got string)")
+    assert.has_error(function() ecdn.client { secret_id = ID, secret_key = KEY, service = "cvm" } end)
+    assert.has_error(function() ecdn.client { secret_id = ID, secret_key = KEY, language = "fr" } end)
+    assert.has_error(function() ecdn.client { secret_id = ID, secret_key = KEY, endpoint = "ftp://x" } end)
+    assert.has_error(function() ecdn.client { secret_id = ID, secret_key = KEY, endpoint = "https://h/p" } end)
+    assert.has_error(function() ecdn.client { secret_id = ID, secret_key = KEY, timeout = -1 } end)
+    assert.has_error(function() ecdn.client { secret_id = ID, secret_key = KEY, timeout = 0 / 0 } end)
+  end)
+
+  it("refuses ids and keys with surrounding whitespace, without echoing them", function()
+    for _, opts in ipairs {
+      { secret_id = " " .. ID, secret_key = KEY },
+      { secret_id = ID, secret_key = KEY .. "\n" },
+      { secret_id = ID .. "\t", secret_key = KEY },
+    } do
+      local c, err = ecdn.client(opts)
+      assert.is_nil(c)
+      assert.equal("ClientError.CredentialError", err.code)
+      assert.equal("client", err.kind)
+      assert.is_false(err.retryable)
+      assert.is_nil(tostring(err):find(KEY, 1, true))
+      assert.is_nil(tostring(err):find(ID, 1, true))
+    end
+  end)
+
+  it("reports a missing half of the credentials", function()
+    local _, err = ecdn.client { secret_id = ID }
+    assert.equal("ClientError.CredentialError", err.code)
+    _, err = ecdn.client { secret_id = ID, secret_key = "" }
+    assert.equal("ClientError.CredentialError", err.code)
+  end)
+
+  it("shows only the endpoint and 8 characters of the SecretId in tostring", function()
+    local c = new { token = "TOKENSECRET" }
+    local s = tostring(c)
+    assert.truthy(s:find(ID:sub(1, 8), 1, true))
+    assert.is_nil(s:find(ID:sub(1, 9), 1, true))
+    assert.is_nil(s:find(KEY, 1, true))
+    assert.is_nil(s:find("TOKENSECRET", 1, true))
+    assert.truthy(s:find("http://127.0.0.1:", 1, true))
+    c:close()
+  end)
+
+  it("defaults the endpoint and version from the service", function()
+    local e = assert(ecdn.client { secret_id = ID, secret_key = KEY }):info()
+    assert.same({ "ecdn", "https://ecdn.tencentcloudapi.com/", "ecdn.tencentcloudapi.com", "2019-10-12" },
+      { e.service, e.endpoint, e.host, e.version })
+    local c = assert(ecdn.client { secret_id = ID, secret_key = KEY, service = "cdn" }):info()
+    assert.same({ "cdn", "https://cdn.tencentcloudapi.com/", "cdn.tencentcloudapi.com", "2018-06-06" },
+      { c.service, c.endpoint, c.host, c.version })
+  end)
+
+  it("close, __gc and __close share one idempotent destructor", function()
+    local c = new()
+    assert.is_true(c:close())
+    assert.is_true(c:close())
+    assert.equal("ecdn.client (closed)", tostring(c))
+    assert.has_error(function() c:purge { "https://www.example.com/a" } end, "purge: client is closed")
+    assert.is_true(c:info().closed)
+    if _VERSION == "Lua 5.4" and not jit then
+      local chunk = assert(load([[
+        local c = ...
+        do local x <close> = c end
+        return c
+      ]]))
+      assert.equal("ecdn.client (closed)", tostring(chunk(new())))
+    end
+    collectgarbage()
+    collectgarbage()
+  end)
+
+  it("hides its metatable", function()
+    assert.equal("ecdn.client", getmetatable(new()))
+  end)
+end)
+
+describe("ecdn.client credentials from the environment", function()
+  local function run(env, code)
+    return proc.run(env .. " " .. proc.env .. " " .. proc.lua .. " -e " .. proc.quote(code) .. " 2>&1")
+  end
+
+  it("reads TENCENTCLOUD_SECRET_ID/KEY/SESSION_TOKEN", function()
+    local out = run("TENCENTCLOUD_SECRET_ID=AKIDfromenv1234 TENCENTCLOUD_SECRET_KEY=k TENCENTCLOUD_SESSION_TOKEN=t",
+      [[local c = assert(require("ecdn").client()) io.write(tostring(c))]])
+    assert.truthy(out:find("secret_id AKIDfrom...", 1, true), out)
+  end)
+
+  it("returns CredentialError when neither fields nor variables are set", function()
+    local out = run("env -u TENCENTCLOUD_SECRET_ID -u TENCENTCLOUD_SECRET_KEY",
+      [[local c, e = require("ecdn").client() io.write(tostring(c), " ", e.code, " ", e.kind)]])
+    assert.equal("nil ClientError.CredentialError client", out)
+  end)
+end)
+
+describe("client:purge local validation", function()
+  local c
+  setup(function() c = new() end)
+  teardown(function() c:close() end)
+
+  local function refused(urls)
+    local res, err = c:purge(urls)
+    assert.is_nil(res)
+    assert.equal("client", err.kind)
+    assert.is_false(err.retryable)
+    return err
+  end
+
+  it("raises for a non-table argument", function()
+    assert.has_error(function() c:purge("https://www.example.com/") end,
+      "purge: urls must be a table (got string)")
+    assert.has_error(function() c:purge() end)
+  end)
+
+  it("refuses an empty list", function()
+    local err = refused {}
+    assert.equal("ClientError.InvalidParameter", err.code)
+    assert.is_nil(err.index)
+  end)
+
+  it("names the 1-based index and the reason", function()
+    local cases = {
+      { { "https://a.example.com/", 42 }, 2, "not_string" },
+      { { "https://a.example.com/", "https://a.example.com/", {} }, 3, "not_string" },
+      { { "www.example.com/a" }, 1, "scheme" },
+      { { "ftp://www.example.com/a" }, 1, "scheme" },
+      { { "https:///a" }, 1, "no_host" },
+      { { "https://www.example.com/a b" }, 1, "space" },
+      { { " https://www.example.com/a" }, 1, "space" },
+      { { "https://www.example.com/a\n" }, 1, "space" },
+      { { "https://www.example.com/a\0b" }, 1, "control" },
+      { { "https://www.example.com/a\127" }, 1, "control" },
+      { { "https://www.example.com/a\194\160" }, 1, "space" },    -- U+00A0
+      { { "https://www.example.com/\227\128\128" }, 1, "space" }, -- U+3000
+      { { "https://www.example.com/\255" }, 1, "utf8" },
+      { { "https://www.example.com/\237\160\128" }, 1, "utf8" },  -- a surrogate
+    }
+    for _, case in ipairs(cases) do
+      local err = refused(case[1])
+      assert.equal("ClientError.InvalidParameter", err.code)
+      assert.equal(case[2], err.index)
+      assert.equal(case[3], err.problem)
+      assert.truthy(err.message:find("URL #" .. case[2], 1, true), err.message)
+    end
+  end)
+
+  it("uses the service's own code for a wildcard host", function()
+    local err = refused { "https://www.example.com/", "https://*.example.com/a.jpg" }
+    assert.equal("InvalidParameter.EcdnPurgeWildcardNotAllowed", err.code)
+    assert.equal(2, err.index)
+    local cdn = new { service = "cdn" }
+    local _, e2 = cdn:purge { "http://*.example.com/" }
+    assert.equal("InvalidParameter.CdnPurgeWildcardNotAllowed", e2.code)
+    cdn:close()
+  end)
+
+  it("checks call's arguments", function()
+    assert.has_error(function() c:call("purge urls", {}) end)
+    assert.has_error(function() c:call(nil, {}) end)
+    assert.has_error(function() c:call("DescribePurgeQuota", "x") end)
+    assert.has_error(function() c:call("DescribePurgeQuota", { f = function() end }) end)
+  end)
+end)
