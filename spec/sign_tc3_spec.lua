@@ -131,6 +131,10 @@ describe("sign_tc3", function()
         -- only content-type and host are signed, so optional headers do not change it
         assert.are.equal(plain.signature, with.signature)
       end)
+
+      it(("does not send %s for an empty %s"):format(f[2], f[1]), function()
+        assert.is_nil(core.sign_tc3(base{ [f[1]] = "" }).headers[f[2]])
+      end)
     end
   end)
 
@@ -173,6 +177,11 @@ describe("sign_tc3", function()
         assert.truthy(err:find("field 'timestamp'", 1, true))
       end)
     end
+
+    it("an empty content_type", function()
+      assert.has_error(function() core.sign_tc3(base{ content_type = "" }) end,
+        "sign_tc3: field 'content_type' is empty, invalid, or contains CR, LF or NUL")
+    end)
 
     it("a non-boolean sign_action", function()
       assert.has_error(function() core.sign_tc3(base{ sign_action = "yes" }) end,

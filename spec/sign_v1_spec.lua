@@ -82,9 +82,11 @@ describe("sign_v1", function()
     assert.truthy(r.string_to_sign:find("&Token=tok&", 1, true))
   end)
 
-  it("omits Region when not given", function()
+  it("omits Region when not given or empty", function()
     local t = base()
     t.region = nil
+    assert.falsy(core.sign_v1(t).string_to_sign:find("Region=", 1, true))
+    t.region = ""
     assert.falsy(core.sign_v1(t).string_to_sign:find("Region=", 1, true))
   end)
 

@@ -153,7 +153,7 @@ int ecdn_sign_tc3(const ecdn_tc3_request *q, ecdn_tc3_result *r, const char **ba
         check_field(q->region, 0, 1, "region", bad) ||
         check_field(q->token, 0, 1, "token", bad) ||
         check_field(q->language, 0, 1, "language", bad) ||
-        check_field(ct, 0, 1, "content_type", bad))
+        check_field(ct, 1, 1, "content_type", bad))
         return ECDN_EFIELD;
     if (q->payload.ptr == NULL && q->payload.len != 0) { *bad = "payload"; return ECDN_EFIELD; }
     if (q->timestamp < 0 || q->timestamp > ECDN_MAX_TIMESTAMP) { *bad = "timestamp"; return ECDN_ERANGE; }
@@ -237,9 +237,10 @@ int ecdn_sign_tc3(const ecdn_tc3_request *q, ecdn_tc3_result *r, const char **ba
     add_header(r, "X-TC-Action", q->action);
     add_header(r, "X-TC-Timestamp", cstr(r->timestamp));
     add_header(r, "X-TC-Version", q->version);
-    if (q->region.ptr) add_header(r, "X-TC-Region", q->region);
-    if (q->token.ptr) add_header(r, "X-TC-Token", q->token);
-    if (q->language.ptr) add_header(r, "X-TC-Language", q->language);
+    /* An empty optional value is not sent, as the SDKs do (curl would drop it anyway). */
+    if (q->region.len) add_header(r, "X-TC-Region", q->region);
+    if (q->token.len) add_header(r, "X-TC-Token", q->token);
+    if (q->language.len) add_header(r, "X-TC-Language", q->language);
     return ECDN_OK;
 }
 
@@ -324,8 +325,8 @@ int ecdn_sign_v1(const ecdn_v1_request *q, ecdn_param *w, ecdn_v1_result *r, con
     push_param(w, &n, "SecretId", q->secret_id);
     push_param(w, &n, "Timestamp", cstr(ts));
     push_param(w, &n, "Version", q->version);
-    if (q->region.ptr) push_param(w, &n, "Region", q->region);
-    if (q->token.ptr) push_param(w, &n, "Token", q->token);
+    if (q->region.len) push_param(w, &n, "Region", q->region);
+    if (q->token.len) push_param(w, &n, "Token", q->token);
     if (q->signature_method.ptr) push_param(w, &n, "SignatureMethod", q->signature_method);
     qsort(w, n, sizeof *w, param_cmp);
     for (i = 1; i < n; i++)
