@@ -1,0 +1,195 @@
+/* libFuzzer target: the TC3-HMAC-SHA256 signer over arbitrary field contents.
+ * A field oracle predicts acceptance; an accepted request is re-signed here by
+ * an independent implementation (stdio + OpenSSL EVP + gmtime_r) and every
+ * output byte is compared. */
+#define _POSIX_C_SOURCE 200809L
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <time.h>
+
+#include "fuzz_input.h"
+#include "sign.h"
+
+enum { F_ID, F_KEY, F_SERVICE, F_HOST, F_ACTION, F_VERSION, F_REGION, F_TOKEN, F_LANG, F_CT, F_PAYLOAD, NF };
+
+static void hexs(const unsigned char *p, size_t n, char *out)
+{
+    size_t i;
+    for (i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", p[i]);
+}
+
+static void sha256hex(const void *p, size_t n, char out[65])
+{
+    unsigned char md[32];
+    unsigned int len = 0;
+    FUZZ_CHECK(EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) && len == 32);
+    hexs(md, 32, out);
+}
+
+static void hmac(const void *k, size_t kn, const void *m, size_t mn, unsigned char out[32])
+{
+    unsigned int len = 0;
+    FUZZ_CHECK(HMAC(EVP_sha256(), k, (int)kn, m, mn, out, &len) && len == 32);
+}
+
+static int same(ecdn_buf *b, const char *p, size_t n)
+{
+    return b->len == n && (n == 0 || (memcmp(b->data, p, n) == 0 && b->data[n] == '\0'));
+}
+
+static int str_same(ecdn_str a, const char *p, size_t n)
+{
+    return a.len == n && (n == 0 || memcmp(a.ptr, p, n) == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_in in = { data, size };
+    void *owned[NF];
+    ecdn_str f[NF];
+    ecdn_tc3_request q;
+    ecdn_tc3_result r;
+    const char *bad = "unset";
+    unsigned flags = fuzz_byte(&in);
+    long long ts = fuzz_i64(&in);
+    int i, rc, expect_ok = 1;
+
+    if (!(flags & 0x40)) ts = (long long)((unsigned long long)ts % (ECDN_MAX_TIMESTAMP + 1ULL));
+    for (i = 0; i < F_PAYLOAD; i++) f[i] = fuzz_field(&in, &owned[i]);
+    f[F_PAYLOAD] = fuzz_rest(&in, &owned[F_PAYLOAD]);
+
+    memset(&q, 0, sizeof q);
+    q.secret_id = f[F_ID];
+    q.secret_key = f[F_KEY];
+    q.service = f[F_SERVICE];
+    q.host = f[F_HOST];
+    q.action = f[F_ACTION];
+    q.version = f[F_VERSION];
+    if (flags & 0x02) q.region = f[F_REGION];
+    if (flags & 0x04) q.token = f[F_TOKEN];
+    if (flags & 0x08) q.language = f[F_LANG];
+    if (flags & 0x10) q.content_type = f[F_CT];
+    if (!(flags & 0x20)) q.payload = f[F_PAYLOAD];
+    q.timestamp = ts;
+    q.sign_action = flags & 1;
+
+    /* Oracle: required fields non-empty; header fields free of CR, LF, NUL. */
+    for (i = F_ID; i <= F_VERSION; i++)
+        if (f[i].len == 0) expect_ok = 0;
+    {
+        ecdn_str hdr[] = { q.secret_id, q.service, q.host, q.action, q.version,
+                           q.region, q.token, q.language, q.content_type };
+        size_t k;
+        for (k = 0; k < sizeof hdr / sizeof hdr[0]; k++)
+            if (hdr[k].ptr && fuzz_breaker(hdr[k])) expect_ok = 0;
+    }
+    if (ts < 0 || ts > ECDN_MAX_TIMESTAMP) expect_ok = 0;
+
+    ecdn_tc3_result_init(&r);
+    rc = ecdn_sign_tc3(&q, &r, &bad);
+    if (!expect_ok) {
+        FUZZ_CHECK(rc == ECDN_EFIELD || rc == ECDN_ERANGE);
+        FUZZ_CHECK(bad != NULL && strcmp(bad, "unset") != 0);
+    } else {
+        const char *ct = q.content_type.ptr ? q.content_type.ptr : "application/json";
+        size_t ctlen = q.content_type.ptr ? q.content_type.len : 16;
+        const char *signed_headers = q.sign_action ? "content-type;host;x-tc-action" : "content-type;host";
+        char phash[65], chash[65], date[16], tsbuf[32], sig[65];
+        unsigned char k1[32], k2[32], k3[32], k4[32];
+        char *cr = NULL, *sts = NULL, *auth = NULL, *key = NULL;
+        size_t crn = 0, stsn = 0, authn = 0, keyn = 0;
+        FILE *m;
+        struct tm tm;
+        time_t tt = (time_t)ts;
+        size_t k;
+
+        FUZZ_CHECK(rc == ECDN_OK);
+        FUZZ_CHECK(gmtime_r(&tt, &tm) != NULL);
+        FUZZ_CHECK(strftime(date, sizeof date, "%Y-%m-%d", &tm) == 10);
+        FUZZ_CHECK(strcmp(date, r.date) == 0);
+        snprintf(tsbuf, sizeof tsbuf, "%lld", ts);
+        FUZZ_CHECK(strcmp(tsbuf, r.timestamp) == 0);
+
+        sha256hex(f[F_PAYLOAD].ptr, q.payload.ptr ? f[F_PAYLOAD].len : 0, phash);
+        m = open_memstream(&cr, &crn);
+        fputs("POST\n/\n\ncontent-type:", m);
+        fwrite(ct, 1, ctlen, m);
+        fputs("\nhost:", m);
+        fwrite(q.host.ptr, 1, q.host.len, m);
+        fputc('\n', m);
+        if (q.sign_action) {
+            fputs("x-tc-action:", m);
+            for (k = 0; k < q.action.len; k++) {
+                unsigned char c = (unsigned char)q.action.ptr[k];
+                fputc(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c, m);
+            }
+            fputc('\n', m);
+        }
+        fprintf(m, "\n%s\n%s", signed_headers, phash);
+        fclose(m);
+        FUZZ_CHECK(same(&r.canonical_request, cr, crn));
+
+        sha256hex(cr, crn, chash);
+        m = open_memstream(&sts, &stsn);
+        fprintf(m, "TC3-HMAC-SHA256\n%s\n%s/", tsbuf, date);
+        fwrite(q.service.ptr, 1, q.service.len, m);
+        fprintf(m, "/tc3_request\n%s", chash);
+        fclose(m);
+        FUZZ_CHECK(same(&r.string_to_sign, sts, stsn));
+
+        m = open_memstream(&key, &keyn);
+        fputs("TC3", m);
+        fwrite(q.secret_key.ptr, 1, q.secret_key.len, m);
+        fclose(m);
+        hmac(key, keyn, date, 10, k1);
+        hmac(k1, 32, q.service.ptr, q.service.len, k2);
+        hmac(k2, 32, "tc3_request", 11, k3);
+        hmac(k3, 32, sts, stsn, k4);
+        hexs(k4, 32, sig);
+        FUZZ_CHECK(strcmp(sig, r.signature) == 0);
+
+        m = open_memstream(&auth, &authn);
+        fputs("TC3-HMAC-SHA256 Credential=", m);
+        fwrite(q.secret_id.ptr, 1, q.secret_id.len, m);
+        fprintf(m, "/%s/", date);
+        fwrite(q.service.ptr, 1, q.service.len, m);
+        fprintf(m, "/tc3_request, SignedHeaders=%s, Signature=%s", signed_headers, sig);
+        fclose(m);
+        FUZZ_CHECK(same(&r.authorization, auth, authn));
+
+        /* Headers: the six always-sent ones in order, then the optional ones given. */
+        {
+            struct { const char *name; ecdn_str v; } want[9];
+            size_t nw = 0;
+            ecdn_str a = { auth, authn }, c = { ct, ctlen }, t = { tsbuf, strlen(tsbuf) };
+#define WANT(n, val) do { want[nw].name = (n); want[nw].v = (val); nw++; } while (0)
+            WANT("Authorization", a);
+            WANT("Content-Type", c);
+            WANT("Host", q.host);
+            WANT("X-TC-Action", q.action);
+            WANT("X-TC-Timestamp", t);
+            WANT("X-TC-Version", q.version);
+            if (q.region.ptr) WANT("X-TC-Region", q.region);
+            if (q.token.ptr) WANT("X-TC-Token", q.token);
+            if (q.language.ptr) WANT("X-TC-Language", q.language);
+#undef WANT
+            FUZZ_CHECK(r.nheaders == nw);
+            for (k = 0; k < nw; k++) {
+                FUZZ_CHECK(strcmp(r.headers[k].name, want[k].name) == 0);
+                FUZZ_CHECK(str_same(r.headers[k].value, want[k].v.ptr, want[k].v.len));
+                /* Nothing that could split a header line ever leaves the signer. */
+                FUZZ_CHECK(!fuzz_breaker(r.headers[k].value));
+            }
+        }
+        free(cr);
+        free(sts);
+        free(auth);
+        free(key);
+    }
+    ecdn_tc3_result_free(&r);
+    /* Freed results are empty and freeing twice is harmless. */
+    FUZZ_CHECK(r.authorization.data == NULL && r.canonical_request.data == NULL && r.nheaders == 0);
+    ecdn_tc3_result_free(&r);
+    for (i = 0; i < NF; i++) free(owned[i]);
+    return 0;
+}
