@@ -1,0 +1,166 @@
+-- ecdn.sim: a local simulator of the Tencent Cloud ECDN/CDN purge service
+-- (API 3.0, TC3-HMAC-SHA256) for offline tests. Runs on Lua 5.4 + cqueues.
+--
+--   local sim = require "ecdn.sim"
+--   local cfg = assert(sim.options{ "--port", "0", "--rate", "0" })
+--   sim.run(cfg)   -- prints "listening on http://127.0.0.1:PORT", serves until SIGTERM/SIGINT
+--
+-- Default credentials (used when no --secret is given):
+--   SecretId  AKIDSIMULATOR00000000000000000000000
+--   SecretKey SimulatorSecretKeyForLuaEcdn0000
+local M = {}
+
+M.DEFAULT_SECRET_ID = "AKIDSIMULATOR00000000000000000000000"
+M.DEFAULT_SECRET_KEY = "SimulatorSecretKeyForLuaEcdn0000"
+
+M.USAGE = [[
+Usage: ecdn-sim [options]
+
+A local simulator of the Tencent Cloud ECDN (2019-10-12) and CDN (2018-06-06)
+purge APIs: PurgeUrlsCache, PurgePathCache, DescribePurgeTasks,
+DescribePurgeQuota. Listens on 127.0.0.1; when ready it prints one line:
+  listening on http://127.0.0.1:PORT
+Stops cleanly on SIGINT/SIGTERM. GET /__stats answers JSON counters.
+
+Options:
+  --port N            TCP port, 0 = any free port (default 0)
+  --secret ID:KEY     accepted credentials, repeatable (default: the pair below)
+  --token ID:TOKEN    temporary credentials: ID (given with --secret) must
+                      send X-TC-Token TOKEN; repeatable
+  --domains A,B       purgeable domains (default: any domain)
+  --rate N            requests per second per SecretId, 0 = off (default 20)
+  --batch N           URLs per PurgeUrlsCache request (default 1000)
+  --quota N           URLs per day per SecretId (and area) (default 10000)
+  --path-batch N      paths per PurgePathCache request (default ecdn 20, cdn 500)
+  --path-quota N      paths per day per SecretId (and area) (default 100)
+  --url-max N         longest URL in bytes (default 1024)
+  --task-ms N         tasks go from "process" to "done" after N ms (default 2000)
+  --log FILE          append one JSON line per accepted purge, flushed before
+                      the answer: {task_id,request_id,secret_id,service,urls,at}
+                      (PurgePathCache: {...,action,paths,flush_type,at})
+  --seed N            seed for faults, TaskIds and RequestIds (default: clock)
+  --fail-rate P       answer HTTP 500/502/503 or InternalError with probability P
+  --drop-rate P       close without answering with probability P (half of them
+                      after the purge was accepted and logged)
+  --garbage-rate P    answer a non-JSON 200 body with probability P
+  --delay-ms N        wait N ms before answering each API request
+  --watch-stdin       exit when stdin reaches end of file (for test harnesses)
+  -h, --help          show this help
+
+Default credentials:
+  SecretId  AKIDSIMULATOR00000000000000000000000
+  SecretKey SimulatorSecretKeyForLuaEcdn0000
+]]
+
+local INTEGER_OPTS = { port = { 0, 65535 }, rate = { 0 }, batch = { 1 }, quota = { 0 }, ["path-batch"] = { 1 },
+                       ["path-quota"] = { 0 }, ["url-max"] = { 1 }, ["task-ms"] = { 0 }, ["delay-ms"] = { 0 },
+                       seed = {} }
+local RATE_OPTS = { ["fail-rate"] = true, ["drop-rate"] = true, ["garbage-rate"] = true }
+
+local function split_pair(v, opt)
+  local a, b = v:match("^([^:]+):(.+)$")
+  if not a then return nil, opt .. " expects ID:VALUE" end
+  return a, b
+end
+
+-- Parses command-line arguments into a config table, or nil, message.
+-- Returns "help" when --help was asked.
+function M.options(args)
+  local cfg = { port = 0, rate = 20, batch = 1000, quota = 10000, path_quota = 100, url_max = 1024,
+                task_ms = 2000, delay_ms = 0, fail_rate = 0, drop_rate = 0, garbage_rate = 0,
+                secrets = nil, tokens = {}, domains = nil }
+  local token_list = {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w%-]+)$")
+    if a == "-h" or name == "help" then return "help" end
+    if not name then return nil, "unexpected argument: " .. a end
+    local v = inline
+    if name ~= "watch-stdin" and v == nil then
+      i = i + 1
+      v = args[i]
+      if v == nil then return nil, "--" .. name .. " needs a value" end
+    end
+    local key = name:gsub("%-", "_")
+    if name == "watch-stdin" then
+      cfg.watch_stdin = true
+    elseif INTEGER_OPTS[name] then
+      local n = v:match("^%-?%d+$") and math.tointeger(tonumber(v))
+      local lim = INTEGER_OPTS[name]
+      if not n or (lim[1] and n < lim[1]) or (lim[2] and n > lim[2]) then
+        return nil, "--" .. name .. " expects an integer" .. (lim[1] and " >= " .. lim[1] or "")
+      end
+      cfg[key] = n
+    elseif RATE_OPTS[name] then
+      local p = tonumber(v)
+      if not p or p < 0 or p > 1 then return nil, "--" .. name .. " expects a probability between 0 and 1" end
+      cfg[key] = p
+    elseif name == "secret" then
+      local id, secret = split_pair(v, "--secret")
+      if not id then return nil, secret end
+      cfg.secrets = cfg.secrets or {}
+      cfg.secrets[id] = secret
+    elseif name == "token" then
+      local id, token = split_pair(v, "--token")
+      if not id then return nil, token end
+      token_list[#token_list + 1] = { id, token }
+    elseif name == "domains" then
+      cfg.domains = {}
+      for d in v:gmatch("[^,%s]+") do cfg.domains[d:lower()] = true end
+    elseif name == "log" then
+      cfg.log = v
+    else
+      return nil, "unknown option --" .. name
+    end
+    i = i + 1
+  end
+  cfg.secrets = cfg.secrets or { [M.DEFAULT_SECRET_ID] = M.DEFAULT_SECRET_KEY }
+  for _, t in ipairs(token_list) do
+    if not cfg.secrets[t[1]] then return nil, "--token " .. t[1] .. ": no --secret for this SecretId" end
+    cfg.tokens[t[1]] = t[2]
+  end
+  if cfg.seed == nil then
+    cfg.seed = math.floor(require("socket").gettime() * 1000000) ~ tonumber(tostring({}):match("0x(%x+)") or 0, 16)
+  end
+  return cfg
+end
+
+-- Starts serving with cfg (from options()); returns only on failure.
+function M.run(cfg)
+  local random = require "ecdn.sim.random"
+  local faults = require("ecdn.sim.faults").new(cfg)
+  local log
+  if cfg.log then
+    local err
+    log, err = require("ecdn.sim.log").open(cfg.log)
+    if not log then return nil, "cannot open log: " .. tostring(err) end
+  end
+  -- Ids use their own stream so fault draws stay aligned with request order.
+  local service = require("ecdn.sim.service").new(cfg, nil, random.new(cfg.seed ~ 0x5eed), log)
+  return require("ecdn.sim.server").run(service, faults, { port = cfg.port, watch_stdin = cfg.watch_stdin,
+                                                           log = log })
+end
+
+-- Command-line entry point (bin/ecdn-sim). Returns an exit status.
+function M.main(args)
+  local cfg, err = M.options(args)
+  if cfg == "help" then
+    io.stdout:write(M.USAGE)
+    return 0
+  end
+  if not cfg then
+    io.stderr:write("ecdn-sim: ", err, "\n(see ecdn-sim --help)\n")
+    return 2
+  end
+  local ok
+  ok, err = M.run(cfg)
+  if not ok then
+    io.stderr:write("ecdn-sim: ", tostring(err), "\n")
+    return 1
+  end
+  return 0
+end
+
+return M

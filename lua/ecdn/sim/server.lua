@@ -1,0 +1,262 @@
+-- HTTP/1.1 front end on cqueues: one coroutine per connection, keep-alive,
+-- Expect: 100-continue, Content-Length and chunked bodies, faults, GET /__stats,
+-- clean stop on SIGTERM/SIGINT.
+local cqueues = require "cqueues"
+local csocket = require "cqueues.socket"
+local signal = require "cqueues.signal"
+local clock = require("socket").gettime -- wall clock with sub-second precision
+local json = require "ecdn.sim.json"
+
+local M = {}
+
+local MAX_LINE = 16 * 1024          -- request line or one header line
+local MAX_HEADERS = 100
+local MAX_BODY = 10 * 1024 * 1024   -- TC3 POST limit
+local IDLE_TIMEOUT = 120            -- seconds a keep-alive connection may sit idle
+local IO_TIMEOUT = 30               -- seconds for the rest of a request once it started
+
+local REASONS = { [100] = "Continue", [200] = "OK", [400] = "Bad Request", [404] = "Not Found",
+                  [405] = "Method Not Allowed", [413] = "Payload Too Large", [431] = "Request Header Fields Too Large",
+                  [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable" }
+
+local function response(status, body, ctype, close)
+  return table.concat {
+    "HTTP/1.1 ", status, " ", REASONS[status] or "Unknown", "\r\n",
+    "Content-Type: ", ctype or "application/json", "\r\n",
+    "Content-Length: ", #body, "\r\n",
+    close and "Connection: close\r\n" or "",
+    "\r\n", body }
+end
+
+local function html_error(status)
+  local title = status .. " " .. REASONS[status]
+  return "<html>\r\n<head><title>" .. title .. "</title></head>\r\n<body>\r\n<center><h1>" .. title
+      .. "</h1></center>\r\n</body>\r\n</html>\r\n"
+end
+
+-- Reads one request. Returns req, or nil, why (why = "closed" at a clean end
+-- between requests), or nil, why, status for a request that deserves an answer.
+local function read_request(con, first_timeout)
+  local line, err = con:xread("*l", "t", first_timeout)
+  if not line then return nil, err and tostring(err) or "closed" end
+  if #line > MAX_LINE then return nil, "request line too long", 400 end
+  local method, target, version = line:match("^(%u+) (%S+) HTTP/(%d%.%d)$")
+  if not method then return nil, "malformed request line", 400 end
+  local headers, n, last = {}, 0, nil
+  while true do
+    line, err = con:xread("*l", "t", IO_TIMEOUT)
+    if not line then return nil, tostring(err or "closed") end
+    if line == "" then break end
+    n = n + 1
+    if n > MAX_HEADERS or #line > MAX_LINE then return nil, "too many or too long headers", 431 end
+    if line:find("^[ \t]") and last then -- obsolete line folding
+      headers[last] = headers[last] .. " " .. line:match("^%s*(.-)%s*$")
+    else
+      local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
+      if not name then return nil, "malformed header", 400 end
+      last = name:lower()
+      headers[last] = value
+    end
+  end
+  local req = { method = method, target = target, version = version, headers = headers, body = "" }
+  local te, cl = headers["transfer-encoding"], headers["content-length"]
+  if te and te:lower() ~= "chunked" then return nil, "unsupported transfer-encoding", 400 end
+  if cl and (te or not cl:match("^%d+$") or #cl > 12) then return nil, "bad content-length", 400 end
+  local length = cl and tonumber(cl) or 0
+  if length > MAX_BODY then req.too_large = true return req end
+  if (headers.expect or ""):lower() == "100-continue" and (te or length > 0) then
+    con:xwrite("HTTP/1.1 100 Continue\r\n\r\n", "bn")
+  end
+  if te then
+    local parts, total = {}, 0
+    while true do
+      local size = con:xread("*l", "t", IO_TIMEOUT)
+      size = size and tonumber(size:match("^(%x+)"), 16)
+      if not size then return nil, "bad chunk", 400 end
+      if size == 0 then break end
+      total = total + size
+      if total > MAX_BODY then req.too_large = true return req end
+      local chunk = con:xread(size, "b", IO_TIMEOUT)
+      if not chunk or #chunk ~= size or con:xread("*l", "t", IO_TIMEOUT) ~= "" then
+        return nil, "bad chunk", 400
+      end
+      parts[#parts + 1] = chunk
+    end
+    repeat line = con:xread("*l", "t", IO_TIMEOUT) until not line or line == "" -- trailers
+    req.body = table.concat(parts)
+  elseif length > 0 then
+    local body = con:xread(length, "b", IO_TIMEOUT)
+    if not body or #body ~= length then return nil, "short body" end
+    req.body = body
+  end
+  return req
+end
+
+local function wants_close(req)
+  local c = (req.headers.connection or ""):lower()
+  if req.version == "1.0" then return not c:find("keep-alive", 1, true) end
+  return c:find("close", 1, true) ~= nil
+end
+
+-- service: ecdn.sim.service; faults: ecdn.sim.faults; opts: host, port,
+-- watch_stdin, log (closed on stop), out (where the ready line goes).
+function M.run(service, faults, opts)
+  local cq = cqueues.new()
+  local stats = { connections = 0, stats_connections = 0, active = 0, max_active = 0, requests = 0,
+                  http = {}, codes = {}, dropped = 0 }
+  local open = {} -- connection -> true, closed on stop
+
+  local function count(status, code)
+    local k = tostring(status)
+    stats.http[k] = (stats.http[k] or 0) + 1
+    if code then stats.codes[code] = (stats.codes[code] or 0) + 1 end
+  end
+
+  local function stats_body()
+    local s = {}
+    for k, v in pairs(stats) do s[k] = v end
+    for k, v in pairs(service.counts) do s[k] = v end
+    return json.encode(s)
+  end
+
+  -- Answers one API request; returns the bytes to send, or nil to drop.
+  local function api(req)
+    stats.requests = stats.requests + 1
+    local plan = faults:next()
+    if plan.delay_ms > 0 then cqueues.sleep(plan.delay_ms / 1000) end
+    if plan.drop == "before" then
+      stats.dropped = stats.dropped + 1
+      return nil
+    end
+    local close = wants_close(req)
+    if plan.fail == "InternalError" then
+      local body = json.encode(json.obj("Response", json.obj("Error", json.obj("Code", "InternalError",
+        "Message", "An internal error has occurred. Retry your request."), "RequestId", service.rng:uuid())))
+      count(200, "InternalError")
+      return response(200, body, nil, close)
+    elseif plan.fail then
+      count(plan.fail)
+      return response(plan.fail, html_error(plan.fail), "text/html", close)
+    elseif plan.garbage then
+      count(200, "Garbage")
+      return response(200, plan.garbage, "application/json", close)
+    end
+    if req.method ~= "POST" then
+      count(200, "UnsupportedProtocol")
+      local body = json.encode(json.obj("Response", json.obj("Error", json.obj("Code", "UnsupportedProtocol",
+        "Message", "Only POST with a JSON body is supported."), "RequestId", service.rng:uuid())))
+      return response(200, body, nil, close)
+    end
+    req.now = clock()
+    local body, code = service:handle(req)
+    if plan.drop == "after" then
+      stats.dropped = stats.dropped + 1
+      return nil
+    end
+    count(200, code)
+    return response(200, body, nil, close)
+  end
+
+  local function serve(con)
+    local counted = false
+    stats.active = stats.active + 1
+    if stats.active > stats.max_active then stats.max_active = stats.active end
+    open[con] = true
+    con:setmode("b", "bn")
+    con:setmaxline(MAX_LINE + 2)
+    local ok, err = pcall(function()
+      while true do
+        local req, why, status = read_request(con, IDLE_TIMEOUT)
+        if not req then
+          if status then con:xwrite(response(status, html_error(status), "text/html", true), "bn") end
+          return why
+        end
+        local path = req.target:match("^[^?]*")
+        local out
+        if path == "/__stats" and req.method == "GET" then
+          if not counted then stats.stats_connections = stats.stats_connections + 1 end
+          out = response(200, stats_body(), nil, wants_close(req))
+        else
+          if not counted then stats.connections = stats.connections + 1 end
+          counted = true
+          if path ~= "/" then
+            count(404)
+            out = response(404, html_error(404), "text/html", wants_close(req))
+          elseif req.too_large then
+            count(200, "RequestSizeLimitExceeded")
+            out = response(200, json.encode(json.obj("Response", json.obj("Error", json.obj(
+              "Code", "RequestSizeLimitExceeded", "Message", "The request body exceeds 10 MB."),
+              "RequestId", service.rng:uuid()))), nil, true)
+            req.headers.connection = "close"
+          else
+            out = api(req)
+            if not out then return "dropped" end
+          end
+        end
+        counted = true
+        local sent = con:xwrite(out, "bn")
+        if not sent or wants_close(req) then return "done" end
+      end
+    end)
+    if not ok then io.stderr:write("ecdn-sim: connection error: ", tostring(err), "\n") end
+    open[con] = nil
+    stats.active = stats.active - 1
+    con:close()
+  end
+
+  local srv = csocket.listen { host = opts.host or "127.0.0.1", port = opts.port or 0, reuseaddr = true }
+  local ok, err = srv:listen()
+  if not ok then return nil, "cannot listen on " .. (opts.host or "127.0.0.1") .. ":" .. opts.port .. ": "
+                                .. tostring(err) end
+  local _, ip, port = srv:localname()
+
+  local function stop(why)
+    srv:close()
+    for con in pairs(open) do con:close() end
+    if opts.log then opts.log:close() end
+    io.stderr:write("ecdn-sim: stopped (", why, ")\n")
+    io.stderr:flush()
+    os.exit(0)
+  end
+
+  cq:wrap(function()
+    while true do
+      local con, aerr = srv:accept()
+      if con then
+        cq:wrap(serve, con)
+      else -- e.g. out of file descriptors: back off, keep serving the others
+        io.stderr:write("ecdn-sim: accept: ", tostring(aerr), "\n")
+        cqueues.sleep(0.1)
+      end
+    end
+  end)
+
+  signal.block(signal.SIGTERM, signal.SIGINT)
+  local sigs = signal.listen(signal.SIGTERM, signal.SIGINT)
+  cq:wrap(function()
+    local sig = sigs:wait()
+    stop(sig == signal.SIGINT and "SIGINT" or "SIGTERM")
+  end)
+
+  if opts.watch_stdin then -- the spec helper holds our stdin; EOF means it went away
+    cq:wrap(function()
+      local input = csocket.fdopen(0)
+      input:setmode("b", "bn")
+      while input:xread(4096, "b") do end
+      stop("stdin closed")
+    end)
+  end
+
+  local out = opts.out or io.stdout
+  out:write(string.format("listening on http://%s:%d\n", ip, port))
+  out:flush()
+
+  while true do
+    local lok, lerr = cq:loop()
+    if lok then break end
+    io.stderr:write("ecdn-sim: ", tostring(lerr), "\n")
+  end
+  return true
+end
+
+return M

@@ -1,0 +1,254 @@
+-- Test helper: starts `lua5.4 bin/ecdn-sim --port 0 ...` as a subprocess on a
+-- free port and talks raw, signed HTTP to it with luasocket. Works from both
+-- lua5.4 and luajit busted runs (the simulator itself always runs on 5.4).
+--
+--   local sim = require "support.sim"
+--   local s = sim.start{ args = { "--rate", "0" }, log = true }
+--   finally(function() s:stop() end)
+--   local status, body, decoded = sim.raw_request(s.port, "PurgeUrlsCache", '{"Urls":["http://a.com/x"]}')
+--   s:log_entries(); s:stats()
+--
+-- The simulator is started with --watch-stdin and its stdin is a pipe held by
+-- this process, so it exits on its own even if the test run dies.
+local socket = require "socket"
+local cjson = require "cjson.safe"
+local core = require "ecdn.core"
+
+local M = {}
+
+M.DEFAULT_SECRET_ID = "AKIDSIMULATOR00000000000000000000000"
+M.DEFAULT_SECRET_KEY = "SimulatorSecretKeyForLuaEcdn0000"
+M.VERSIONS = { ecdn = "2019-10-12", cdn = "2018-06-06" }
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- True while pid exists and is not a zombie.
+local function alive(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  if not stat then return false end
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
+end
+M.alive = alive
+
+-- The tree's root: the directory holding bin/ecdn-sim (busted runs from it).
+local function root()
+  return os.getenv("ECDN_ROOT") or "."
+end
+
+local Sim = {}
+Sim.__index = Sim
+
+-- opts.args: extra simulator arguments; opts.log: true for a temp log file
+-- (or a path); opts.timeout: seconds to wait for the ready line (default 10).
+function M.start(opts)
+  opts = opts or {}
+  local tmp = os.tmpname()
+  local s = setmetatable({ tmp = tmp, out_path = tmp .. ".out", err_path = tmp .. ".err",
+                           pid_path = tmp .. ".pid", secret_id = M.DEFAULT_SECRET_ID,
+                           secret_key = M.DEFAULT_SECRET_KEY }, Sim)
+  local args = { "--port", "0", "--watch-stdin" }
+  if opts.log then
+    s.log_path = opts.log == true and tmp .. ".log" or opts.log
+    s.own_log = opts.log == true
+    args[#args + 1] = "--log"
+    args[#args + 1] = s.log_path
+  end
+  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = shell_quote(a) end
+  local r = root()
+  local cmd = table.concat({
+    "echo $$ >", shell_quote(s.pid_path), ";",
+    "LUA_PATH=" .. shell_quote(r .. "/lua/?.lua;" .. r .. "/lua/?/init.lua;;"),
+    "LUA_CPATH=" .. shell_quote(r .. "/build/?.so;;"),
+    "exec lua5.4", shell_quote(r .. "/bin/ecdn-sim"), table.concat(quoted, " "),
+    ">", shell_quote(s.out_path), "2>", shell_quote(s.err_path) }, " ")
+  s.pipe = assert(io.popen(cmd, "w"))
+  local deadline = socket.gettime() + (opts.timeout or 10)
+  while socket.gettime() < deadline do
+    s.pid = s.pid or tonumber(read_file(s.pid_path) or "")
+    local out = read_file(s.out_path) or ""
+    local port = out:match("listening on http://127%.0%.0%.1:(%d+)\n")
+    if port and s.pid then
+      s.port = tonumber(port)
+      s.url = "http://127.0.0.1:" .. port
+      return s
+    end
+    if s.pid and not alive(s.pid) then break end
+    socket.sleep(0.01)
+  end
+  local err = read_file(s.err_path) or ""
+  s:stop()
+  error("simulator did not start: " .. err, 2)
+end
+
+-- Sends SIGTERM, waits for the exit (SIGKILL after 5 s), removes temp files.
+-- Safe to call twice. Returns the simulator's stderr text.
+function Sim:stop()
+  if self.stopped then return self.stderr end
+  self.stopped = true
+  if self.pid and alive(self.pid) then
+    os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+    local deadline = socket.gettime() + 5
+    while alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.01) end
+    if alive(self.pid) then os.execute("kill -KILL " .. self.pid .. " 2>/dev/null") end
+  end
+  if self.pipe then self.pipe:close() end -- reaps the process
+  self.stderr = read_file(self.err_path) or ""
+  os.remove(self.out_path)
+  os.remove(self.err_path)
+  os.remove(self.pid_path)
+  os.remove(self.tmp)
+  if self.own_log then os.remove(self.log_path) end
+  return self.stderr
+end
+
+-- The log file's lines, each decoded (error if a line is not valid JSON).
+function Sim:log_entries()
+  local text = read_file(self.log_path) or ""
+  local entries = {}
+  for line in text:gmatch("([^\n]*)\n") do
+    local e, err = cjson.decode(line)
+    if not e then error("bad log line " .. line .. ": " .. tostring(err), 2) end
+    entries[#entries + 1] = e
+  end
+  return entries
+end
+
+-- The raw log text.
+function Sim:log_text()
+  return read_file(self.log_path) or ""
+end
+
+function Sim:stats()
+  local status, body = M.http(self.port, "GET /__stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+  assert(status == 200, "GET /__stats failed: " .. tostring(status) .. " " .. tostring(body))
+  return assert(cjson.decode(body))
+end
+
+---------------------------------------------------------------------------
+-- Raw client side
+
+local Conn = {}
+Conn.__index = Conn
+
+-- A keep-alive connection to the simulator on port.
+function M.connect(port, timeout)
+  local c = socket.tcp()
+  c:settimeout(timeout or 10)
+  local ok, err = c:connect("127.0.0.1", port)
+  if not ok then return nil, err end
+  c:setoption("tcp-nodelay", true)
+  return setmetatable({ sock = c, port = port }, Conn)
+end
+
+function Conn:send(bytes)
+  return self.sock:send(bytes)
+end
+
+-- Reads one HTTP response: status, body, headers (lower-case names); or nil, err.
+function Conn:receive()
+  local line, err = self.sock:receive("*l")
+  if not line then return nil, err end
+  local status = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
+  if not status then return nil, "bad status line: " .. line end
+  local headers = {}
+  while true do
+    local h
+    h, err = self.sock:receive("*l")
+    if not h then return nil, err end
+    if h == "" then break end
+    local k, v = h:match("^([^:]+):%s*(.-)%s*$")
+    if k then headers[k:lower()] = v end
+  end
+  if status == 100 then return self:receive() end
+  local body = ""
+  local n = tonumber(headers["content-length"] or "0")
+  if n > 0 then
+    body, err = self.sock:receive(n)
+    if not body then return nil, err end
+  end
+  return status, body, headers
+end
+
+function Conn:close()
+  self.sock:close()
+end
+
+-- Builds the bytes of a signed API request. opts: secret_id, secret_key,
+-- token, timestamp, service ("ecdn"|"cdn"), host (default 127.0.0.1:PORT),
+-- version, content_type, sign_action, headers (name -> value, or false to
+-- drop a header; applied after signing), connection ("close").
+function M.build_request(port, action, body, opts)
+  opts = opts or {}
+  local service = opts.service or "ecdn"
+  local host = opts.host or ("127.0.0.1:" .. port)
+  local signed = core.sign_tc3 {
+    secret_id = opts.secret_id or M.DEFAULT_SECRET_ID, secret_key = opts.secret_key or M.DEFAULT_SECRET_KEY,
+    service = service, host = host, action = action, version = opts.version or M.VERSIONS[service],
+    timestamp = opts.timestamp or os.time(), payload = body, token = opts.token,
+    content_type = opts.content_type, sign_action = opts.sign_action,
+  }
+  local headers = {}
+  for k, v in pairs(signed.headers) do headers[k] = v end
+  for k, v in pairs(opts.headers or {}) do
+    for existing in pairs(headers) do -- header names are case-insensitive
+      if existing:lower() == k:lower() then headers[existing] = nil end
+    end
+    if v then headers[k] = v end
+  end
+  local names = {}
+  for k in pairs(headers) do names[#names + 1] = k end
+  table.sort(names)
+  local lines = { "POST / HTTP/1.1" }
+  for _, k in ipairs(names) do lines[#lines + 1] = k .. ": " .. headers[k] end
+  lines[#lines + 1] = "Content-Length: " .. #body
+  if opts.connection then lines[#lines + 1] = "Connection: " .. opts.connection end
+  return table.concat(lines, "\r\n") .. "\r\n\r\n" .. body, signed
+end
+
+-- Sends a signed request on this connection; returns status, body, decoded.
+function Conn:request(action, body, opts)
+  local ok, err = self:send((M.build_request(self.port, action, body, opts)))
+  if not ok then return nil, err end
+  local status, rbody = self:receive()
+  if not status then return nil, rbody end
+  return status, rbody, cjson.decode(rbody)
+end
+
+-- Sends raw bytes on a new connection and reads one response.
+function M.http(port, bytes)
+  local c, err = M.connect(port)
+  if not c then return nil, err end
+  c:send(bytes)
+  local status, body, headers = c:receive()
+  c:close()
+  return status, body, headers
+end
+
+-- One signed request on a fresh connection: status, body_string, decoded
+-- (decoded is nil when the body is not JSON; status is nil, err when the
+-- connection failed or was closed without an answer).
+function M.raw_request(port, action, body, opts)
+  local c, err = M.connect(port)
+  if not c then return nil, err end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.connection = o.connection or "close"
+  local status, rbody, decoded = c:request(action, body, o)
+  c:close()
+  return status, rbody, decoded
+end
+
+return M
