@@ -133,8 +133,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ADD("SecretId", q.secret_id);
         ADD("Timestamp", t);
         ADD("Version", q.version);
-        if (q.region.ptr) ADD("Region", q.region);
-        if (q.token.ptr) ADD("Token", q.token);
+        if (q.region.len) ADD("Region", q.region); /* empty optional values are not sent */
+        if (q.token.len) ADD("Token", q.token);
         if (q.signature_method.ptr) ADD("SignatureMethod", q.signature_method);
     }
 #undef ADD
