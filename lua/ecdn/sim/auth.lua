@@ -21,38 +21,55 @@ local function fail(code, message)
   return nil, code, message
 end
 
--- Parses "TC3-HMAC-SHA256 Credential=ID/DATE/SERVICE/tc3_request,
--- SignedHeaders=a;b, Signature=hex" (the service tolerates spaces after commas).
-function M.parse(value)
-  if not value or value == "" then return nil, "missing Authorization header" end
-  local algo, rest = value:match("^(%S+)%s+(.+)$")
-  if algo ~= "TC3-HMAC-SHA256" then return nil, "Authorization must start with TC3-HMAC-SHA256" end
-  local f = {}
-  for part in (rest .. ","):gmatch("([^,]*),") do
-    local k, v = part:match("^%s*([%w]+)=(.-)%s*$")
-    if not k then return nil, "malformed Authorization field" end
-    f[k] = v
-  end
-  if not (f.Credential and f.SignedHeaders and f.Signature) then
-    return nil, "Authorization needs Credential, SignedHeaders and Signature"
-  end
-  local id, date, service, tail = f.Credential:match("^([^/]+)/([^/]+)/([^/]+)/([^/]+)$")
-  if not id or tail ~= "tc3_request" or not date:match("^%d%d%d%d%-%d%d%-%d%d$") then
-    return nil, "Credential must be SecretId/YYYY-MM-DD/service/tc3_request"
-  end
+local names_cache = {} -- SignedHeaders text -> {names} | false (invalid)
+
+local function signed_names(signed)
+  local cached = names_cache[signed]
+  if cached ~= nil then return cached end
   local names, set = {}, {}
-  for name in (f.SignedHeaders .. ";"):gmatch("([^;]*);") do
-    if not name:match("^[%w%-]+$") then return nil, "malformed SignedHeaders" end
+  for name in (signed .. ";"):gmatch("([^;]*);") do
+    if not name:match("^[%w%-]+$") then names = false break end
     name = name:lower()
     names[#names + 1] = name
     set[name] = true
   end
-  if not (set["content-type"] and set.host) then
-    return nil, "SignedHeaders must include content-type and host"
+  if names and not (set["content-type"] and set.host) then names = false end
+  if #signed <= 256 then names_cache[signed] = names end
+  return names
+end
+
+local STRICT = "^TC3%-HMAC%-SHA256 Credential=([^/,%s]+)/(%d%d%d%d%-%d%d%-%d%d)/([^/,%s]+)/tc3_request, "
+               .. "SignedHeaders=([^,%s]+), Signature=(%x+)$"
+
+-- Parses "TC3-HMAC-SHA256 Credential=ID/DATE/SERVICE/tc3_request,
+-- SignedHeaders=a;b, Signature=hex" (the service tolerates other spacing).
+function M.parse(value)
+  if not value or value == "" then return nil, "missing Authorization header" end
+  local id, date, service, signed, signature = value:match(STRICT)
+  if not id then -- the exact SDK layout failed; try the tolerant way
+    local algo, rest = value:match("^(%S+)%s+(.+)$")
+    if algo ~= "TC3-HMAC-SHA256" then return nil, "Authorization must start with TC3-HMAC-SHA256" end
+    local f = {}
+    for part in (rest .. ","):gmatch("([^,]*),") do
+      local k, v = part:match("^%s*([%w]+)=(.-)%s*$")
+      if not k then return nil, "malformed Authorization field" end
+      f[k] = v
+    end
+    if not (f.Credential and f.SignedHeaders and f.Signature) then
+      return nil, "Authorization needs Credential, SignedHeaders and Signature"
+    end
+    local tail
+    id, date, service, tail = f.Credential:match("^([^/]+)/([^/]+)/([^/]+)/([^/]+)$")
+    if not id or tail ~= "tc3_request" or not date:match("^%d%d%d%d%-%d%d%-%d%d$") then
+      return nil, "Credential must be SecretId/YYYY-MM-DD/service/tc3_request"
+    end
+    signed, signature = f.SignedHeaders, f.Signature
+    if not signature:match("^%x+$") then return nil, "malformed Signature" end
   end
-  if not f.Signature:match("^%x+$") then return nil, "malformed Signature" end
-  return { secret_id = id, date = date, service = service, signed = f.SignedHeaders,
-           names = names, signature = f.Signature }
+  local names = signed_names(signed)
+  if not names then return nil, "SignedHeaders must be a ;-list including content-type and host" end
+  return { secret_id = id, date = date, service = service, signed = signed, names = names,
+           signature = signature }
 end
 
 -- Host values a client may have signed: as received, and without ":port".

@@ -12,6 +12,7 @@ local function esc(c)
 end
 
 local function str(s)
+  if not s:find('[%c"\\]') then return '"' .. s .. '"' end
   return '"' .. s:gsub('[%c"\\]', esc) .. '"'
 end
 M.string = str

@@ -28,11 +28,14 @@ end
 
 local ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 
--- n lower-case letters/digits (the TaskId suffix alphabet).
+-- n (<= 12) lower-case letters/digits (the TaskId suffix alphabet), all
+-- from one 63-bit draw.
 function M:alnum(n)
+  local z = self:next() >> 1
   local t = {}
   for i = 1, n do
-    local k = self:int(#ALNUM)
+    local k = z % 36 + 1
+    z = z // 36
     t[i] = ALNUM:sub(k, k)
   end
   return table.concat(t)

@@ -34,21 +34,67 @@ local function html_error(status)
       .. "</h1></center>\r\n</body>\r\n</html>\r\n"
 end
 
+-- Buffered reading on top of a cqueues socket: one recv per burst of data
+-- instead of one per line (most requests arrive in one segment).
+local Reader = {}
+Reader.__index = Reader
+
+local function reader(con)
+  return setmetatable({ con = con, buf = "", pos = 1 }, Reader)
+end
+
+function Reader:fill(timeout)
+  local data, err = self.con:xread(-65536, "b", timeout)
+  if not data then return nil, err and tostring(err) or "closed" end
+  self.buf = self.buf:sub(self.pos) .. data
+  self.pos = 1
+  return true
+end
+
+-- Next line without its CRLF (or LF); nil, why on EOF/timeout/too long.
+function Reader:line(timeout)
+  while true do
+    local nl = self.buf:find("\n", self.pos, true)
+    if nl then
+      local line = self.buf:sub(self.pos, nl - 1)
+      self.pos = nl + 1
+      if line:byte(-1) == 13 then line = line:sub(1, -2) end
+      return line
+    end
+    if #self.buf - self.pos + 1 > MAX_LINE then return nil, "line too long" end
+    local ok, err = self:fill(timeout)
+    if not ok then return nil, err end
+  end
+end
+
+function Reader:bytes(n, timeout)
+  local have = #self.buf - self.pos + 1
+  if have < n then -- read the rest in one go: no quadratic re-buffering of big bodies
+    local rest, err = self.con:xread(n - have, "b", timeout)
+    if not rest or #rest ~= n - have then return nil, err and tostring(err) or "closed" end
+    local data = self.buf:sub(self.pos) .. rest
+    self.buf, self.pos = "", 1
+    return data
+  end
+  local data = self.buf:sub(self.pos, self.pos + n - 1)
+  self.pos = self.pos + n
+  return data
+end
+
 -- Reads one request. Returns req, or nil, why (why = "closed" at a clean end
 -- between requests), or nil, why, status for a request that deserves an answer.
-local function read_request(con, first_timeout)
-  local line, err = con:xread("*l", "t", first_timeout)
-  if not line then return nil, err and tostring(err) or "closed" end
-  if #line > MAX_LINE then return nil, "request line too long", 400 end
+local function read_request(rd, con, first_timeout)
+  local line, err = rd:line(first_timeout)
+  if not line then return nil, err, err == "line too long" and 400 or nil end
   local method, target, version = line:match("^(%u+) (%S+) HTTP/(%d%.%d)$")
   if not method then return nil, "malformed request line", 400 end
   local headers, n, last = {}, 0, nil
   while true do
-    line, err = con:xread("*l", "t", IO_TIMEOUT)
-    if not line then return nil, tostring(err or "closed") end
+    line, err = rd:line(IO_TIMEOUT)
+    if not line then return nil, err, err == "line too long" and 431 or nil end
     if line == "" then break end
     n = n + 1
-    if n > MAX_HEADERS or #line > MAX_LINE then return nil, "too many or too long headers", 431 end
+    if n > MAX_HEADERS then return nil, "too many headers", 431 end
     if line:find("^[ \t]") and last then -- obsolete line folding
       headers[last] = headers[last] .. " " .. line:match("^%s*(.-)%s*$")
     else
@@ -70,23 +116,21 @@ local function read_request(con, first_timeout)
   if te then
     local parts, total = {}, 0
     while true do
-      local size = con:xread("*l", "t", IO_TIMEOUT)
+      local size = rd:line(IO_TIMEOUT)
       size = size and tonumber(size:match("^(%x+)"), 16)
       if not size then return nil, "bad chunk", 400 end
       if size == 0 then break end
       total = total + size
       if total > MAX_BODY then req.too_large = true return req end
-      local chunk = con:xread(size, "b", IO_TIMEOUT)
-      if not chunk or #chunk ~= size or con:xread("*l", "t", IO_TIMEOUT) ~= "" then
-        return nil, "bad chunk", 400
-      end
+      local chunk = rd:bytes(size, IO_TIMEOUT)
+      if not chunk or rd:line(IO_TIMEOUT) ~= "" then return nil, "bad chunk", 400 end
       parts[#parts + 1] = chunk
     end
-    repeat line = con:xread("*l", "t", IO_TIMEOUT) until not line or line == "" -- trailers
+    repeat line = rd:line(IO_TIMEOUT) until not line or line == "" -- trailers
     req.body = table.concat(parts)
   elseif length > 0 then
-    local body = con:xread(length, "b", IO_TIMEOUT)
-    if not body or #body ~= length then return nil, "short body" end
+    local body = rd:bytes(length, IO_TIMEOUT)
+    if not body then return nil, "short body" end
     req.body = body
   end
   return req
@@ -163,10 +207,10 @@ function M.run(service, faults, opts)
     if stats.active > stats.max_active then stats.max_active = stats.active end
     open[con] = true
     con:setmode("b", "bn")
-    con:setmaxline(MAX_LINE + 2)
+    local rd = reader(con)
     local ok, err = pcall(function()
       while true do
-        local req, why, status = read_request(con, IDLE_TIMEOUT)
+        local req, why, status = read_request(rd, con, IDLE_TIMEOUT)
         if not req then
           if status then con:xwrite(response(status, html_error(status), "text/html", true), "bn") end
           return why

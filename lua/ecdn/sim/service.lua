@@ -83,8 +83,11 @@ function M.new(cfg, clock, rng, log)
   }, M)
 end
 
+local day_sec, day_text -- os.date is slow; the day changes once per 86400 s
 local function beijing_day(t)
-  return os.date("!%Y-%m-%d", math.floor(t) + BEIJING)
+  local sec = math.floor(t)
+  if sec ~= day_sec then day_sec, day_text = sec, os.date("!%Y-%m-%d", sec + BEIJING) end
+  return day_text
 end
 
 local function beijing_time(t)
