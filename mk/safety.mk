@@ -38,3 +38,16 @@ fuzz: fuzz-build
 	    | tee -a build/fuzz/summary.txt; \
 	done; \
 	if [ $$rc -ne 0 ]; then echo "fuzz: FINDINGS (see build/fuzz/*.log)"; fi; exit $$rc
+
+# ---- AddressSanitizer + UBSan over the whole busted suite (Lua 5.4) ---------
+# gcc's ASan (the project's compiler; libasan8 comes with gcc 12). Objects in
+# build/obj/lua5.4-asan, module in build/asan/ecdn/core.so.
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+asan-build:
+	@$(MAKE) --no-print-directory LUA=lua5.4 VARIANT=-asan CC=gcc OUT=build/asan \
+	  MODULE=build/asan/ecdn/core.so CFLAGS='$(ASAN_FLAGS)' LDFLAGS='-fsanitize=address,undefined' \
+	  build/asan/ecdn/core.so
+
+asan: asan-build
+	tools/asan-run.sh
