@@ -153,7 +153,7 @@ function M.verify(cfg, h, body, now)
   if math.abs(now - ts) > M.MAX_SKEW then
     return fail("AuthFailure.SignatureExpire", string.format(
       "Signature expired. Timestamp is %d, server time is %d; the difference must be at most %d seconds.",
-      ts, now, M.MAX_SKEW))
+      ts, math.floor(now), M.MAX_SKEW))
   end
   if a.service ~= service or not signature_matches(a, key, service, h, ts, body) then
     return fail("AuthFailure.SignatureFailure",

@@ -192,7 +192,13 @@ function M.run(service, faults, opts)
       return response(200, body, nil, close)
     end
     req.now = clock()
-    local body, code = service:handle(req)
+    local ok, body, code = pcall(service.handle, service, req)
+    if not ok then -- a simulator bug: say so, like the service's InternalError
+      io.stderr:write("ecdn-sim: internal error: ", tostring(body), "\n")
+      code = "InternalError"
+      body = json.encode(json.obj("Response", json.obj("Error", json.obj("Code", code,
+        "Message", "An internal error has occurred."), "RequestId", service.rng:uuid())))
+    end
     if plan.drop == "after" then
       stats.dropped = stats.dropped + 1
       return nil
