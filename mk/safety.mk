@@ -51,3 +51,19 @@ asan-build:
 
 asan: asan-build
 	tools/asan-run.sh
+
+# ---- valgrind memcheck over tools/valgrind-stress.lua (Lua 5.4) -------------
+# Any invalid access or byte definitely/indirectly lost fails (exit 99).
+# STRESS_CLIENTS (default 10000) and STRESS_NET (default 40) size the run.
+VALGRIND := valgrind -q --tool=memcheck --error-exitcode=99 --leak-check=full \
+            --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+            --num-callers=30 $(patsubst %,--suppressions=%,$(wildcard tools/valgrind-*.supp))
+
+valgrind: $(MODULE)
+	@mkdir -p build/valgrind
+	@# Self-check: a leak planted in a loaded module must fail the run.
+	@gcc -shared -fPIC -g $(shell pkg-config --cflags lua5.4) -o build/valgrind/canary.so tools/asan-canary.c
+	@if LUA_CPATH='build/valgrind/?.so' $(VALGRIND) lua5.4 -e 'require "canary".leak()' 2>/dev/null; then \
+	  echo "valgrind: the planted leak was not reported; the set-up is broken"; exit 1; fi
+	LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='build/?.so;;' \
+	  $(VALGRIND) lua5.4 tools/valgrind-stress.lua
