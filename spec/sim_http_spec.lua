@@ -1,0 +1,206 @@
+-- Simulator HTTP behaviour and process life: keep-alive, 256 concurrent
+-- connections, slow clients, 100-continue, chunked bodies, the purge log's
+-- exactness, /__stats, SIGTERM/SIGINT and stdin-EOF stops, command line.
+local sim = require "support.sim"
+local cjson = require "cjson.safe"
+
+local function exec_status(cmd)
+  local a, _, c = os.execute(cmd)
+  if type(a) == "number" then return a == 0 and 0 or math.floor(a / 256) end -- Lua 5.1 / LuaJIT
+  return c
+end
+
+local function run(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+local SIM = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/?.so;;' lua5.4 bin/ecdn-sim"
+
+describe("simulator HTTP", function()
+  local s
+  before_each(function() s = sim.start { args = { "--rate", "0", "--seed", "21" }, log = true } end)
+  after_each(function() s:stop() end)
+
+  it("serves many requests over one keep-alive connection", function()
+    local c = assert(sim.connect(s.port))
+    for i = 1, 20 do
+      local status, raw, decoded = c:request("PurgeUrlsCache", cjson.encode { Urls = { "http://a.com/k" .. i } })
+      assert.equal(200, status, raw)
+      assert.is_string(decoded.Response.TaskId)
+    end
+    c:close()
+    local st = s:stats()
+    assert.equal(1, st.connections)
+    assert.equal(20, st.requests)
+    assert.equal(20, st.codes.Success)
+    assert.equal(20, st.http["200"])
+  end)
+
+  it("holds 256 concurrent connections and answers all of them", function()
+    local conns = {}
+    finally(function() for _, c in ipairs(conns) do c:close() end end)
+    for i = 1, 256 do conns[i] = assert(sim.connect(s.port)) end
+    for i, c in ipairs(conns) do
+      assert(c:send((sim.build_request(s.port, "PurgeUrlsCache", cjson.encode { Urls = { "http://a.com/c" .. i } }))))
+    end
+    for i, c in ipairs(conns) do
+      local status, raw = c:receive()
+      assert.equal(200, status, "connection " .. i)
+      assert.truthy(raw:find('"TaskId"', 1, true))
+    end
+    local st = s:stats()
+    assert.equal(256, st.connections)
+    assert.is_true(st.max_active >= 256)
+    assert.equal(256, #s:log_entries())
+  end)
+
+  it("keeps answering others while one client sends half a request", function()
+    local slow = assert(sim.connect(s.port))
+    finally(function() slow:close() end)
+    local req = sim.build_request(s.port, "PurgeUrlsCache", cjson.encode { Urls = { "http://a.com/slow" } })
+    slow:send(req:sub(1, #req - 10))
+    local status = sim.raw_request(s.port, "PurgeUrlsCache", cjson.encode { Urls = { "http://a.com/fast" } })
+    assert.equal(200, status)
+    slow:send(req:sub(#req - 9))
+    assert.equal(200, (slow:receive()))
+  end)
+
+  it("answers Expect: 100-continue and reads chunked bodies", function()
+    local body = cjson.encode { Urls = { "http://a.com/continue" } }
+    local req = sim.build_request(s.port, "PurgeUrlsCache", body)
+    local head = req:sub(1, #req - #body)
+    local c = assert(sim.connect(s.port))
+    finally(function() c:close() end)
+    c:send(head:gsub("\r\n\r\n$", "\r\nExpect: 100-continue\r\n\r\n"))
+    assert.equal("HTTP/1.1 100 Continue", c.sock:receive("*l"))
+    assert.equal("", c.sock:receive("*l"))
+    c:send(body)
+    local status, raw = c:receive()
+    assert.equal(200, status)
+    assert.truthy(raw:find('"TaskId"', 1, true))
+
+    body = cjson.encode { Urls = { "http://a.com/chunked" } }
+    req = sim.build_request(s.port, "PurgeUrlsCache", body)
+    head = req:sub(1, #req - #body):gsub("Content%-Length: %d+\r\n", "Transfer-Encoding: chunked\r\n")
+    c:send(head .. string.format("%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n", 10, body:sub(1, 10), #body - 10,
+                                 body:sub(11)))
+    status, raw = c:receive()
+    assert.equal(200, status)
+    assert.truthy(raw:find('"TaskId"', 1, true), raw)
+  end)
+
+  it("answers 400 to garbage, 404 off /, RequestSizeLimitExceeded over 10 MB, and closes HTTP/1.0", function()
+    assert.equal(400, (sim.http(s.port, "HELLO\r\n\r\n")))
+    assert.equal(404, (sim.http(s.port, "POST /v2 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")))
+    local status, raw = sim.http(s.port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n")
+    assert.equal(200, status)
+    assert.equal("RequestSizeLimitExceeded", cjson.decode(raw).Response.Error.Code)
+    local c = assert(sim.connect(s.port))
+    local req = sim.build_request(s.port, "PurgeUrlsCache", cjson.encode { Urls = { "http://a.com/h10" } })
+    c:send((req:gsub("^POST / HTTP/1.1", "POST / HTTP/1.0")))
+    assert.equal(200, (c:receive()))
+    assert.equal("closed", select(2, c.sock:receive(1)))
+    c:close()
+  end)
+
+  it("logs every accepted URL byte-exact, once per purge, before answering", function()
+    local urls = {
+      "https://a.com/caf\195\169/\228\184\173\230\150\135/\240\159\152\128.png",
+      'http://a.com/q"uo"te\'s',
+      "http://a.com/back\\slash\\\\",
+      "http://a.com/100%25/%/%zz?x=%E4%B8%AD&y=a b",
+      "http://a.com/ctl-free/\226\128\168",
+    }
+    local c = assert(sim.connect(s.port))
+    finally(function() c:close() end)
+    local tasks = {}
+    for round = 1, 2 do
+      for i, u in ipairs(urls) do
+        local _, raw, decoded = c:request("PurgeUrlsCache", cjson.encode { Urls = { u } })
+        assert.is_string(decoded.Response.TaskId, raw)
+        tasks[#tasks + 1] = { decoded.Response.TaskId, decoded.Response.RequestId, u }
+        local last = s:log_entries()
+        assert.equal((round - 1) * #urls + i, #last) -- already on disk when the answer came
+      end
+    end
+    -- Python-style \u escapes in the body decode to the same bytes.
+    local _, raw = c:request("PurgeUrlsCache",
+                             '{"Urls": ["https://a.com/caf\\u00e9/\\u4e2d\\u6587/\\ud83d\\ude00.png"]}')
+    assert.truthy(raw:find('"TaskId"', 1, true), raw)
+    local entries = s:log_entries()
+    assert.equal(2 * #urls + 1, #entries)
+    for i, t in ipairs(tasks) do
+      local e = entries[i]
+      assert.same({ task_id = t[1], request_id = t[2], secret_id = s.secret_id, service = "ecdn", urls = { t[3] },
+                    at = e.at }, e)
+      assert.is_number(e.at)
+    end
+    assert.equal(urls[1], entries[#entries].urls[1])
+    -- Valid UTF-8 is written raw, not \u-escaped, and each line is one JSON object.
+    assert.truthy(s:log_text():find("caf\195\169", 1, true))
+  end)
+
+  it("answers GET /__stats without counting it as an API connection", function()
+    assert.equal(200, (sim.raw_request(s.port, "PurgeUrlsCache", cjson.encode { Urls = { "http://a.com/s" } })))
+    assert.equal(200, (sim.raw_request(s.port, "PurgeUrlsCache", "{}")))
+    s:stats() -- a second stats connection
+    local st = s:stats()
+    assert.equal(2, st.connections)
+    assert.equal(2, st.stats_connections)
+    assert.equal(2, st.requests)
+    assert.equal(1, st.codes.Success)
+    assert.equal(1, st.codes.MissingParameter)
+    assert.equal(1, st.purged_urls)
+  end)
+end)
+
+describe("simulator process", function()
+  it("stops cleanly on SIGTERM and on SIGINT, freeing its port", function()
+    for _, sig in ipairs { "TERM", "INT" } do
+      local s = sim.start { args = { "--rate", "0" } }
+      finally(function() s:stop() end)
+      local c = assert(sim.connect(s.port)) -- an open keep-alive connection must not keep it alive
+      os.execute("kill -" .. sig .. " " .. s.pid)
+      local err = s:stop()
+      c:close()
+      assert.truthy(err:find("stopped (SIG" .. sig .. ")", 1, true), err)
+      assert.is_false(sim.alive(s.pid))
+      assert.is_nil(sim.connect(s.port))
+    end
+  end)
+
+  it("exits by itself when its stdin closes (the helper went away)", function()
+    local s = sim.start { args = { "--rate", "0" } }
+    finally(function() s:stop() end)
+    s.pipe:close() -- returns once the process has exited
+    s.pipe = nil
+    assert.is_false(sim.alive(s.pid))
+    assert.truthy(s:stop():find("stopped (stdin closed)", 1, true))
+  end)
+
+  it("documents its options and default credentials in --help and rejects bad options", function()
+    local help = run(SIM .. " --help")
+    assert.truthy(help:find(sim.DEFAULT_SECRET_ID, 1, true))
+    assert.truthy(help:find(sim.DEFAULT_SECRET_KEY, 1, true))
+    for _, opt in ipairs { "--port", "--secret", "--token", "--domains", "--rate", "--batch", "--quota",
+                           "--url-max", "--log", "--seed", "--fail-rate", "--drop-rate", "--garbage-rate",
+                           "--delay-ms", "--task-ms" } do
+      assert.truthy(help:find(opt .. " ", 1, true), opt)
+    end
+    assert.equal(0, exec_status(SIM .. " --help >/dev/null"))
+    assert.equal(2, exec_status(SIM .. " --rate fast 2>/dev/null"))
+    assert.equal(2, exec_status(SIM .. " --fail-rate 2 2>/dev/null"))
+    assert.equal(2, exec_status(SIM .. " --token AKIDX:tok 2>/dev/null"))
+    assert.equal(2, exec_status(SIM .. " --bogus 2>/dev/null"))
+  end)
+
+  it("helper stop() is safe to call twice", function()
+    local s = sim.start {}
+    s:stop()
+    s:stop()
+    assert.is_false(sim.alive(s.pid))
+  end)
+end)

@@ -1,0 +1,202 @@
+-- Simulator service rules: batch limit, daily quota across calls, URL length,
+-- wildcard hosts, scheme, domain list, rate limit, each with its ECDN and CDN
+-- error name; PurgePathCache, DescribePurgeTasks, DescribePurgeQuota, TaskId.
+local sim = require "support.sim"
+local socket = require "socket"
+
+local cjson = require "cjson"
+
+local function urls_body(urls, extra)
+  local t = { Urls = urls }
+  for k, v in pairs(extra or {}) do t[k] = v end
+  return cjson.encode(t)
+end
+
+-- Returns the error code (nil on success) and the Response.
+local function call(s, action, body, opts)
+  local status, raw, decoded = sim.raw_request(s.port, action, body, opts)
+  assert.equal(200, status, raw)
+  assert.is_table(decoded, raw)
+  local err = decoded.Response.Error
+  return err and err.Code, decoded.Response
+end
+
+local function n_urls(n, prefix)
+  local t = {}
+  for i = 1, n do t[i] = (prefix or "http://a.com/f") .. i end
+  return t
+end
+
+local CDN = { service = "cdn" }
+
+describe("simulator purge rules", function()
+  local s
+  setup(function()
+    s = sim.start { args = { "--rate", "0", "--seed", "3", "--batch", "3", "--quota", "5", "--url-max", "40",
+                             "--domains", "a.com,B.com", "--path-batch", "2", "--path-quota", "3",
+                             "--task-ms", "300" }, log = true }
+  end)
+  teardown(function() s:stop() end)
+
+  it("hands out TaskIds in the service's format: <unix time>-<8 lower-case letters/digits>", function()
+    local before = os.time()
+    local code, resp = call(s, "PurgeUrlsCache", urls_body { "http://a.com/taskid" }, CDN)
+    assert.is_nil(code)
+    local t, suffix = resp.TaskId:match("^(%d+)%-([a-z0-9]+)$")
+    assert.equal(8, #suffix)
+    assert.is_true(tonumber(t) >= before - 1 and tonumber(t) <= os.time() + 1)
+  end)
+
+  it("limits URLs per request (batch)", function()
+    assert.is_nil(call(s, "PurgeUrlsCache", urls_body(n_urls(3, "http://a.com/batch")), { service = "cdn" }))
+    assert.equal("LimitExceeded.EcdnPurgeUrlExceedBatchLimit", call(s, "PurgeUrlsCache", urls_body(n_urls(4))))
+    assert.equal("LimitExceeded.CdnPurgeUrlExceedBatchLimit", call(s, "PurgeUrlsCache", urls_body(n_urls(4)), CDN))
+  end)
+
+  it("counts the daily quota in URLs across calls, per service and per CDN area", function()
+    assert.is_nil(call(s, "PurgeUrlsCache", urls_body(n_urls(3))))
+    local code, resp = call(s, "PurgeUrlsCache", urls_body(n_urls(3)))
+    assert.equal("LimitExceeded.EcdnPurgeUrlExceedDayLimit", code)
+    assert.truthy(resp.Error.Message:find("5", 1, true))
+    assert.is_nil(call(s, "PurgeUrlsCache", urls_body(n_urls(2)))) -- the refused call used nothing
+    assert.equal("LimitExceeded.EcdnPurgeUrlExceedDayLimit", call(s, "PurgeUrlsCache", urls_body(n_urls(1))))
+    local _, quota = call(s, "DescribePurgeQuota", "{}")
+    assert.same({ Batch = 3, Total = 5, Available = 0 }, quota.UrlPurge)
+    -- CDN has its own quota, one per area; the TaskId and batch tests above used 4 mainland URLs.
+    assert.equal("LimitExceeded.CdnPurgeUrlExceedDayLimit", call(s, "PurgeUrlsCache", urls_body(n_urls(2)), CDN))
+    assert.is_nil(call(s, "PurgeUrlsCache", urls_body(n_urls(1), { Area = "mainland" }), CDN))
+    assert.is_nil(call(s, "PurgeUrlsCache", urls_body(n_urls(3), { Area = "overseas" }), CDN))
+    _, quota = call(s, "DescribePurgeQuota", "{}", CDN)
+    assert.same({ { Batch = 3, Total = 5, Available = 0, Area = "mainland" },
+                  { Batch = 3, Total = 5, Available = 2, Area = "overseas" } }, quota.UrlPurge)
+    assert.same({ { Batch = 2, Total = 3, Available = 3, Area = "mainland" },
+                  { Batch = 2, Total = 3, Available = 3, Area = "overseas" } }, quota.PathPurge)
+    assert.equal("InvalidParameter.CdnParamError",
+                 call(s, "PurgeUrlsCache", urls_body(n_urls(1), { Area = "moon" }), CDN))
+  end)
+
+  it("checks each URL: length, scheme, wildcard host, domain list (before using quota)", function()
+    local cases = {
+      { "http://a.com/" .. string.rep("x", 28), nil },  -- exactly 41 bytes is too long, 40 is fine
+      { "http://a.com/" .. string.rep("x", 27), "ok" },
+      { "ftp://a.com/x", "param" },
+      { "a.com/x", "param" },
+      { "http:///x", "param" },
+      { "http://*.a.com/x", "wildcard" },
+      { "http://c.com/x", "domain" },
+    }
+    local names = {
+      ecdn = { [true] = "InvalidParameter.EcdnUrlExceedLength", param = "InvalidParameter.EcdnParamError",
+               wildcard = "InvalidParameter.EcdnPurgeWildcardNotAllowed",
+               domain = "ResourceNotFound.EcdnDomainNotExists" },
+      cdn = { [true] = "InvalidParameter.CdnUrlExceedLength", param = "InvalidParameter.CdnParamError",
+              wildcard = "InvalidParameter.CdnPurgeWildcardNotAllowed", domain = "ResourceNotFound.CdnHostNotExists" },
+    }
+    for _, service in ipairs { "ecdn", "cdn" } do
+      for _, c in ipairs(cases) do
+        if c[2] ~= "ok" then
+          local code = call(s, "PurgeUrlsCache", urls_body { c[1] }, { service = service })
+          assert.equal(names[service][c[2] or true], code, service .. " " .. c[1])
+        end
+      end
+      assert.equal(names[service].param, call(s, "PurgeUrlsCache", urls_body(cjson.empty_array or {}),
+                                              { service = service }))
+    end
+    -- A valid URL (any case of the listed domain, with a port) passes the checks;
+    -- here the quota is used up, so the answer is the day limit, not a URL error.
+    assert.equal("LimitExceeded.EcdnPurgeUrlExceedDayLimit",
+                 call(s, "PurgeUrlsCache", urls_body { "HTTPS://b.COM:8443/" .. string.rep("x", 20) }))
+  end)
+
+  it("purges directories with PurgePathCache: FlushType, batch and daily limits, log entry", function()
+    local code, resp = call(s, "PurgePathCache", cjson.encode { Paths = { "http://a.com/dir/" }, FlushType = "delete" })
+    assert.is_nil(code)
+    local logged
+    for _, e in ipairs(s:log_entries()) do
+      if e.task_id == resp.TaskId then logged = e end
+    end
+    assert.same({ "http://a.com/dir/" }, logged.paths)
+    assert.equal("PurgePathCache", logged.action)
+    assert.equal("delete", logged.flush_type)
+    assert.equal("MissingParameter", call(s, "PurgePathCache", cjson.encode { Paths = { "http://a.com/d/" } }))
+    assert.equal("InvalidParameter.EcdnParamError",
+                 call(s, "PurgePathCache", cjson.encode { Paths = { "http://a.com/d/" }, FlushType = "all" }))
+    assert.equal("LimitExceeded.EcdnPurgePathExceedBatchLimit",
+                 call(s, "PurgePathCache", cjson.encode { Paths = n_urls(3, "http://a.com/d"), FlushType = "flush" }))
+    assert.equal("LimitExceeded.CdnPurgePathExceedBatchLimit",
+                 call(s, "PurgePathCache", cjson.encode { Paths = n_urls(3, "http://a.com/d"), FlushType = "flush" },
+                      CDN))
+    assert.is_nil(call(s, "PurgePathCache", cjson.encode { Paths = n_urls(2, "http://a.com/d"), FlushType = "flush" }))
+    assert.equal("LimitExceeded.EcdnPurgePathExceedDayLimit",
+                 call(s, "PurgePathCache", cjson.encode { Paths = { "http://a.com/e/" }, FlushType = "flush" }))
+  end)
+
+  it("reports tasks with DescribePurgeTasks, moving from process to done after --task-ms", function()
+    local code, resp = call(s, "PurgeUrlsCache", urls_body({ "http://a.com/t1", "http://a.com/t2" },
+                                                           { Area = "overseas" }), CDN)
+    assert.is_nil(code)
+    local task = resp.TaskId
+    local _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task }, CDN)
+    assert.equal(2, tasks.TotalCount)
+    local seen = {}
+    for _, t in ipairs(tasks.PurgeLogs) do
+      assert.equal(task, t.TaskId)
+      assert.equal("process", t.Status)
+      assert.equal("url", t.PurgeType)
+      assert.matches("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$", t.CreateTime)
+      seen[t.Url] = true
+    end
+    assert.same({ ["http://a.com/t1"] = true, ["http://a.com/t2"] = true }, seen)
+    _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task, Status = "done" }, CDN)
+    assert.equal(0, tasks.TotalCount)
+    socket.sleep(0.4)
+    _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task, Status = "done" }, CDN)
+    assert.equal(2, tasks.TotalCount)
+    -- Other services' tasks are not visible; filters and paging by time range.
+    _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task })
+    assert.equal(0, tasks.TotalCount)
+    local start = os.date("!%Y-%m-%d %H:%M:%S", os.time() - 3600 + 8 * 3600) -- Beijing time
+    _, tasks = call(s, "DescribePurgeTasks", cjson.encode { StartTime = start, Keyword = "/t2", Limit = 5 }, CDN)
+    assert.equal(1, tasks.TotalCount)
+    assert.equal("http://a.com/t2", tasks.PurgeLogs[1].Url)
+    _, tasks = call(s, "DescribePurgeTasks", cjson.encode { StartTime = start, PurgeType = "url", Limit = 1 }, CDN)
+    assert.is_true(tasks.TotalCount >= 3)
+    assert.equal(1, #tasks.PurgeLogs)
+    assert.equal("MissingParameter", call(s, "DescribePurgeTasks", "{}"))
+    assert.equal("InvalidParameter.EcdnParamError", call(s, "DescribePurgeTasks",
+                                                         cjson.encode { StartTime = "yesterday" }))
+  end)
+end)
+
+describe("simulator rate limit", function()
+  local s
+  local OTHER = { secret_id = "AKIDOTHER000000000000000000000000000", secret_key = "otherkey" }
+  setup(function()
+    s = sim.start { args = { "--rate", "3", "--seed", "4",
+                             "--secret", sim.DEFAULT_SECRET_ID .. ":" .. sim.DEFAULT_SECRET_KEY,
+                             "--secret", OTHER.secret_id .. ":" .. OTHER.secret_key } }
+  end)
+  teardown(function() s:stop() end)
+
+  -- Waits until early in a wall-clock second, so a short burst fits in it.
+  local function start_of_second()
+    local now = socket.gettime()
+    socket.sleep(math.ceil(now) - now + 0.02)
+  end
+
+  it("answers RequestLimitExceeded past N requests in one second per SecretId, and recovers the next", function()
+    local c = assert(sim.connect(s.port))
+    finally(function() c:close() end)
+    local function code(opts)
+      local status, raw, decoded = c:request("PurgeUrlsCache", urls_body { "http://a.com/r" }, opts)
+      assert.equal(200, status, raw)
+      return decoded.Response.Error and decoded.Response.Error.Code
+    end
+    start_of_second()
+    local got = { code(), code(), code(), code(), code(OTHER) }
+    assert.same({ false, false, false, "RequestLimitExceeded", false },
+                { got[1] or false, got[2] or false, got[3] or false, got[4] or false, got[5] or false })
+    start_of_second()
+    assert.is_nil(code())
+  end)
+end)
