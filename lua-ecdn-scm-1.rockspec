@@ -25,15 +25,33 @@ build = {
   modules = {
     ["ecdn.core"] = {
       sources = {
-        "src/buf.c", "src/core.c", "src/json.c", "src/lua_sign.c", "src/lua_util.c", "src/sign.c",
+        "src/buf.c", "src/core.c", "src/http.c", "src/json.c",
+        "src/lua_client.c", "src/lua_sign.c", "src/lua_util.c", "src/purge.c",
+        "src/sign.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
       libraries = { "curl", "crypto" },
     },
+    -- Lua modules (generated)
+    ["ecdn.client"] = "lua/ecdn/client.lua",
+    ["ecdn.errors"] = "lua/ecdn/errors.lua",
+    ["ecdn"] = "lua/ecdn/init.lua",
+    ["ecdn.sim.auth"] = "lua/ecdn/sim/auth.lua",
+    ["ecdn.sim.faults"] = "lua/ecdn/sim/faults.lua",
+    ["ecdn.sim"] = "lua/ecdn/sim/init.lua",
+    ["ecdn.sim.json"] = "lua/ecdn/sim/json.lua",
+    ["ecdn.sim.log"] = "lua/ecdn/sim/log.lua",
+    ["ecdn.sim.random"] = "lua/ecdn/sim/random.lua",
+    ["ecdn.sim.server"] = "lua/ecdn/sim/server.lua",
+    ["ecdn.sim.service"] = "lua/ecdn/sim/service.lua",
+    ["ecdn.sim.sha256"] = "lua/ecdn/sim/sha256.lua",
   },
   install = {
-    bin = {},
+    bin = {
+      ["ecdn-purge"] = "bin/ecdn-purge",
+      ["ecdn-sim"] = "bin/ecdn-sim",
+    },
   },
 }
