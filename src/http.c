@@ -38,13 +38,15 @@ static int global_ready(void)
     return done;
 }
 
-#define SET(opt, val) do { if ((rc = curl_easy_setopt(c, opt, val)) != CURLE_OK) goto fail; } while (0)
+#define SET(opt, val) \
+    do { what = #opt; if ((rc = curl_easy_setopt(c, opt, val)) != CURLE_OK) goto fail; } while (0)
 
 ecdn_http *ecdn_http_new(const ecdn_http_config *cfg, char *err, size_t errlen)
 {
     ecdn_http *h;
     CURL *c;
     CURLcode rc = CURLE_OK;
+    const char *what = "";
 
     if (!global_ready()) {
         snprintf(err, errlen, "curl_global_init failed");
@@ -84,7 +86,7 @@ ecdn_http *ecdn_http_new(const ecdn_http_config *cfg, char *err, size_t errlen)
     return h;
 
 fail:
-    snprintf(err, errlen, "%s", curl_easy_strerror(rc));
+    snprintf(err, errlen, "%s: %s", what, curl_easy_strerror(rc));
     ecdn_http_free(h);
     return NULL;
 }
@@ -159,6 +161,7 @@ int ecdn_http_post(ecdn_http *h, const ecdn_header *headers, size_t nheaders,
     CURL *c = h->curl;
     struct curl_slist *list;
     CURLcode rc = CURLE_OK;
+    const char *what = "";
     sink s;
     long status = 0;
 
@@ -192,6 +195,7 @@ fail:
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, (void *)NULL);
     free_headers(list);
+    (void)what;
     if (rc != CURLE_OK) {
         r->curl_code = (int)rc;
         if (rc == CURLE_WRITE_ERROR && s.too_big)

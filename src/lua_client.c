@@ -15,6 +15,8 @@
 #define CLIENT_MT "ecdn.client"
 #define SCRATCH_MT "ecdn.client_scratch"
 #define FN_NEW "new"
+#define MAX_URL 8192
+#define MAX_PATH 4096
 
 typedef struct {
     ecdn_http *http;
@@ -148,6 +150,8 @@ static int l_new(lua_State *L)
     copy_opt(L, 1, "language", 0, 1, &c->language);
     copy_opt(L, 1, "endpoint", 1, 1, &c->endpoint);
     ep = c->endpoint.data;
+    /* curl refuses strings over 8 MB; real values are far shorter. */
+    if (c->endpoint.len > MAX_URL) ecdn_field_error(L, FN_NEW, "endpoint", "is too long");
     if (strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0)
         ecdn_field_error(L, FN_NEW, "endpoint", "must start with http:// or https://");
 
@@ -161,6 +165,8 @@ static int l_new(lua_State *L)
     ecdn_opt_string(L, 1, FN_NEW, "proxy", 0, &proxy);
     if (has_nul(cafile)) ecdn_field_error(L, FN_NEW, "cafile", "contains NUL");
     if (has_nul(proxy)) ecdn_field_error(L, FN_NEW, "proxy", "contains NUL");
+    if (cafile.len > MAX_PATH) ecdn_field_error(L, FN_NEW, "cafile", "is too long");
+    if (proxy.len > MAX_URL) ecdn_field_error(L, FN_NEW, "proxy", "is too long");
     cfg.cafile = cafile.ptr;
     cfg.proxy = proxy.ptr;
     c->http = ecdn_http_new(&cfg, err, sizeof err);

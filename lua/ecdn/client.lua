@@ -175,6 +175,9 @@ local function local_error(self, index, problem, reason, at)
 end
 
 local methods = core.client_methods
+-- Called as functions, not through self, so a non-client `self` gets the C
+-- argument check ("ecdn.client expected") instead of an obscure nil call.
+local raw_purge, raw_send, raw_info = methods._purge, methods._send, methods._info
 
 --- client:purge(urls) -> { task_id, request_id } | nil, err
 -- Sends all URLs in one PurgeUrlsCache request after local validation.
@@ -182,7 +185,7 @@ function methods:purge(urls)
   if type(urls) ~= "table" then
     error("purge: urls must be a table (got " .. type(urls) .. ")", 2)
   end
-  local status, body, a, b, c, d = self:_purge(urls, now(self))
+  local status, body, a, b, c, d = raw_purge(self, urls, now(self))
   if status == nil and body == "client" then return nil, local_error(self, a, b, c, d) end
   local resp, err = response(status, body, a, b)
   if not resp then return nil, err end
@@ -203,12 +206,12 @@ function methods:call(action, params)
   if type(params) ~= "table" then error("call: params must be a table (got " .. type(params) .. ")", 2) end
   local ok, body = pcall(cjson.encode, params)
   if not ok then error("call: params cannot be encoded as JSON: " .. tostring(body), 2) end
-  return response(self:_send(action, body, now(self)))
+  return response(raw_send(self, action, body, now(self)))
 end
 
 --- client:info() -> { service, endpoint, host, version, region, language, closed } (no secrets)
 function methods:info()
-  return self:_info()
+  return raw_info(self)
 end
 
 return M
