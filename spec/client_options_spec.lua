@@ -162,6 +162,11 @@ describe("client:purge local validation", function()
     end
   end)
 
+  it("accepts any case in the scheme (it is case-insensitive) and sends the URL", function()
+    local _, err = c:purge { "HTTPS://www.example.com/A", "Http://www.example.com/b" }
+    assert.equal("network", err.kind) -- got past validation to the (closed) port
+  end)
+
   it("uses the service's own code for a wildcard host", function()
     local err = refused { "https://www.example.com/", "https://*.example.com/a.jpg" }
     assert.equal("InvalidParameter.EcdnPurgeWildcardNotAllowed", err.code)

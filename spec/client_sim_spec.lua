@@ -166,7 +166,7 @@ describe("purge error codes from the simulator", function()
   local s
   setup(function()
     s = sim.start { args = { "--rate", "0", "--batch", "3", "--quota", "5", "--url-max", "60",
-                             "--domains", "www.example.com" } }
+                             "--path-batch", "2", "--path-quota", "3", "--domains", "www.example.com" } }
   end)
   teardown(function() s:stop() end)
 
@@ -191,6 +191,25 @@ describe("purge error codes from the simulator", function()
       client(s):purge { "https://other.example.org/a" })
     api_error("ResourceNotFound.CdnHostNotExists", false,
       client(s, { service = "cdn" }):purge { "https://other.example.org/a" })
+  end)
+
+  it("parameter errors the client cannot catch pass through (via call)", function()
+    api_error("InvalidParameter.EcdnParamError", false,
+      client(s):call("PurgeUrlsCache", { Urls = { "https://user@/a" } }))
+    api_error("InvalidParameter.CdnParamError", false,
+      client(s, { service = "cdn" }):call("PurgeUrlsCache", { Urls = { "https://www.example.com/a" }, Area = "moon" }))
+  end)
+
+  it("path purge limits (via call)", function()
+    local c = client(s)
+    local function paths(n)
+      local t = {}
+      for i = 1, n do t[i] = "https://www.example.com/dir" .. i .. "/" end
+      return { Paths = t, FlushType = "flush" }
+    end
+    api_error("LimitExceeded.EcdnPurgePathExceedBatchLimit", false, c:call("PurgePathCache", paths(3)))
+    assert(c:call("PurgePathCache", paths(2)))
+    api_error("LimitExceeded.EcdnPurgePathExceedDayLimit", false, c:call("PurgePathCache", paths(2)))
   end)
 
   it("daily quota", function()

@@ -23,6 +23,17 @@ static unsigned decode(const unsigned char *p, size_t i, size_t *len)
     return ((c & 0x07) << 18) | ((p[i + 1] & 0x3Fu) << 12) | ((p[i + 2] & 0x3Fu) << 6) | (p[i + 3] & 0x3F);
 }
 
+/* s has at least strlen(lower) bytes; lower is lower-case ASCII. */
+static int prefix_nocase(const char *s, const char *lower)
+{
+    for (; *lower; s++, lower++) {
+        char c = *s;
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+        if (c != *lower) return 0;
+    }
+    return 1;
+}
+
 int ecdn_url_check(const char *s, size_t n, size_t *at)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -38,8 +49,9 @@ int ecdn_url_check(const char *s, size_t n, size_t *at)
         if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) return ECDN_URL_CONTROL;
     }
     *at = 0;
-    if (n >= 7 && memcmp(s, "http://", 7) == 0) start = 7;
-    else if (n >= 8 && memcmp(s, "https://", 8) == 0) start = 8;
+    /* Schemes are case-insensitive (RFC 3986), as the service treats them. */
+    if (n >= 7 && prefix_nocase(s, "http://")) start = 7;
+    else if (n >= 8 && prefix_nocase(s, "https://")) start = 8;
     else return ECDN_URL_SCHEME;
     for (end = start; end < n && s[end] != '/' && s[end] != '?' && s[end] != '#'; end++) {
         if (s[end] == '*') {
