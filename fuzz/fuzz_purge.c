@@ -7,6 +7,8 @@
 #include "fuzz_strict.h"
 #include "purge.h"
 
+#include <strings.h>
+
 #define MAXU 64
 
 static unsigned cp_at(const unsigned char *p, size_t len)
@@ -44,8 +46,9 @@ static int expected_problem(const unsigned char *p, size_t n, size_t *at)
         if (cp <= 0x1F || (cp >= 0x7F && cp <= 0x9F)) return ECDN_URL_CONTROL;
     }
     *at = 0;
-    if (n >= 8 && memcmp(p, "https://", 8) == 0) host = 8;
-    else if (n >= 7 && memcmp(p, "http://", 7) == 0) host = 7;
+    /* The scheme is case-insensitive (RFC 3986), as the service treats it. */
+    if (n >= 8 && strncasecmp((const char *)p, "https://", 8) == 0) host = 8;
+    else if (n >= 7 && strncasecmp((const char *)p, "http://", 7) == 0) host = 7;
     else return ECDN_URL_SCHEME;
     for (i = host; i < n && !strchr("/?#", p[i]); i++)
         if (p[i] == '*') { *at = i; return ECDN_URL_WILDCARD; }
