@@ -117,7 +117,8 @@ local function read_request(rd, con, first_timeout)
     local parts, total = {}, 0
     while true do
       local size = rd:line(IO_TIMEOUT)
-      size = size and tonumber(size:match("^(%x+)"), 16)
+      size = size and size:match("^(%x+)")
+      size = size and #size <= 8 and tonumber(size, 16)
       if not size then return nil, "bad chunk", 400 end
       if size == 0 then break end
       total = total + size
