@@ -50,7 +50,7 @@ local function hmac_hex(key_hex, data)
 end
 
 -- headers: name -> value as sent; names: SignedHeaders in order.
-local function tc3_signature(secret_key, service, timestamp, headers, names, body)
+local function tc3_signature(secret_key, service, timestamp, headers, names, body, method, query)
   local lines = {}
   for i, name in ipairs(names) do
     local v
@@ -62,7 +62,8 @@ local function tc3_signature(secret_key, service, timestamp, headers, names, bod
     lines[i] = name .. ":" .. v .. "\n"
   end
   local signed = table.concat(names, ";")
-  local creq = "POST\n/\n\n" .. table.concat(lines) .. "\n" .. signed .. "\n" .. openssl("", body)
+  local creq = (method or "POST") .. "\n/\n" .. (query or "") .. "\n" .. table.concat(lines) .. "\n"
+      .. signed .. "\n" .. openssl("", body)
   local date = os.date("!%Y-%m-%d", timestamp)
   local sts = "TC3-HMAC-SHA256\n" .. timestamp .. "\n" .. date .. "/" .. service .. "/tc3_request\n"
       .. openssl("", creq)
@@ -146,6 +147,36 @@ describe("simulator authentication", function()
                              { after = { ["X-Custom"] = "b" } }))
     assert.equal("AuthFailure.SignatureFailure",
                  call_custom(s, { "content-type", "host", "x-tc-timestamp" }, {}, { secret_key = "wrong" }))
+  end)
+
+  it("accepts GET requests signed over their query string (an SDK's ReqMethod GET)", function()
+    local function get(query, sign_query)
+      local ts = os.time()
+      local headers = { ["Content-Type"] = "application/x-www-form-urlencoded", Host = "127.0.0.1:" .. s.port,
+                        ["X-TC-Action"] = "PurgeUrlsCache", ["X-TC-Timestamp"] = tostring(ts),
+                        ["X-TC-Version"] = sim.VERSIONS.ecdn }
+      local sig = tc3_signature(s.secret_key, "ecdn", ts, headers, { "content-type", "host" }, "", "GET",
+                                sign_query or query)
+      headers.Authorization = string.format("TC3-HMAC-SHA256 Credential=%s/%s/ecdn/tc3_request, "
+                                            .. "SignedHeaders=content-type;host, Signature=%s",
+                                            s.secret_id, os.date("!%Y-%m-%d", ts), sig)
+      local lines = { "GET /?" .. query .. " HTTP/1.1" }
+      for k, v in pairs(headers) do lines[#lines + 1] = k .. ": " .. v end
+      local status, raw = sim.http(s.port, table.concat(lines, "\r\n") .. "\r\nConnection: close\r\n\r\n")
+      assert.equal(200, status)
+      return assert(require("cjson").decode(raw)).Response
+    end
+    local query = "Urls.0=http%3A%2F%2Fwww.example.com%2Fget%20one&Urls.1=http%3A%2F%2Fwww.example.com%2Fg+2"
+    local resp = get(query)
+    assert.is_nil(resp.Error)
+    local _, tasks = call(s, "DescribePurgeTasks", '{"TaskId":"' .. resp.TaskId .. '"}')
+    local urls = {}
+    for _, t in ipairs(tasks.PurgeLogs) do urls[#urls + 1] = t.Url end
+    table.sort(urls)
+    assert.same({ "http://www.example.com/g 2", "http://www.example.com/get one" }, urls)
+    assert.equal("AuthFailure.SignatureFailure", get(query, query:gsub("one", "two")).Error.Code)
+    assert.equal("UnknownParameter", get("Urls.0=http%3A%2F%2Fa.com%2F&Foo=1").Error.Code)
+    assert.equal("InvalidParameter", get("Urls.1=http%3A%2F%2Fa.com%2F").Error.Code)
   end)
 
   it("accepts an unsigned payload (X-TC-Content-SHA256: UNSIGNED-PAYLOAD)", function()

@@ -96,7 +96,7 @@ local function payload_hash(key, service, ts, payload)
   return r.canonical_request:sub(-64)
 end
 
-local function general_signature(a, key, service, host, h, ts, phash)
+local function general_signature(a, key, service, host, h, ts, phash, method, query)
   local lines = {}
   for i, name in ipairs(a.names) do
     local v
@@ -105,7 +105,7 @@ local function general_signature(a, key, service, host, h, ts, phash)
     else v = (h[name] or ""):lower() end
     lines[i] = name .. ":" .. v .. "\n"
   end
-  local creq = "POST\n/\n\n" .. table.concat(lines) .. "\n" .. a.signed .. "\n" .. phash
+  local creq = method .. "\n/\n" .. query .. "\n" .. table.concat(lines) .. "\n" .. a.signed .. "\n" .. phash
   local date = os.date("!%Y-%m-%d", ts)
   local sts = "TC3-HMAC-SHA256\n" .. ts .. "\n" .. date .. "/" .. service .. "/tc3_request\n"
       .. sha256.hex(sha256.digest(creq))
@@ -113,25 +113,27 @@ local function general_signature(a, key, service, host, h, ts, phash)
   return sha256.hex(sha256.hmac(k, sts))
 end
 
-local function signature_matches(a, key, service, h, ts, body)
+local function signature_matches(a, key, service, h, ts, body, method, query)
   local payload = (h["x-tc-content-sha256"] == UNSIGNED) and UNSIGNED or body
-  local fast = a.signed == "content-type;host" or a.signed == "content-type;host;x-tc-action"
+  local fast = method == "POST" and query == ""
+               and (a.signed == "content-type;host" or a.signed == "content-type;host;x-tc-action")
   local phash
   for _, host in ipairs(host_variants(h.host or "")) do
     local sig = fast and fast_signature(a, key, service, host, h, ts, payload)
     if not sig then
       phash = phash or payload_hash(key, service, ts, payload)
-      sig = general_signature(a, key, service, host, h, ts, phash)
+      sig = general_signature(a, key, service, host, h, ts, phash, method, query)
     end
     if sig == a.signature then return true end
   end
   return false
 end
 
--- Verifies request headers h (lower-case names) and body against cfg.secrets
--- (id -> key) and cfg.tokens (id -> token) at time now. Returns the identity
--- {secret_id, service} or nil, error code, message.
-function M.verify(cfg, h, body, now)
+-- Verifies request headers h (lower-case names), body, method ("POST" by
+-- default) and raw query string (canonical query, "" by default) against
+-- cfg.secrets (id -> key) and cfg.tokens (id -> token) at time now. Returns
+-- the identity {secret_id, service} or nil, error code, message.
+function M.verify(cfg, h, body, now, method, query)
   local a, why = M.parse(h.authorization)
   if not a then return fail("AuthFailure.InvalidAuthorization", why) end
   -- The Host (when it names a product) routes the call; otherwise the scope does.
@@ -155,7 +157,7 @@ function M.verify(cfg, h, body, now)
       "Signature expired. Timestamp is %d, server time is %d; the difference must be at most %d seconds.",
       ts, math.floor(now), M.MAX_SKEW))
   end
-  if a.service ~= service or not signature_matches(a, key, service, h, ts, body) then
+  if a.service ~= service or not signature_matches(a, key, service, h, ts, body, method or "POST", query or "") then
     return fail("AuthFailure.SignatureFailure",
                 "The provided credentials could not be validated. Please check your signature is correct.")
   end

@@ -186,13 +186,14 @@ function M.run(service, faults, opts)
       count(200, "Garbage")
       return response(200, plan.garbage, "application/json", close)
     end
-    if req.method ~= "POST" then
+    if req.method ~= "POST" and req.method ~= "GET" then
       count(200, "UnsupportedProtocol")
       local body = json.encode(json.obj("Response", json.obj("Error", json.obj("Code", "UnsupportedProtocol",
-        "Message", "Only POST with a JSON body is supported."), "RequestId", service.rng:uuid())))
+        "Message", "Only GET and POST are supported."), "RequestId", service.rng:uuid())))
       return response(200, body, nil, close)
     end
     req.now = clock()
+    req.query = req.target:match("%?(.*)$") or ""
     local ok, body, code = pcall(service.handle, service, req)
     if not ok then -- a simulator bug: say so, like the service's InternalError
       io.stderr:write("ecdn-sim: internal error: ", tostring(body), "\n")

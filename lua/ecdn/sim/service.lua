@@ -385,6 +385,54 @@ function M:rate_limited(id, now)
   end
 end
 
+local function unescape(s)
+  return (s:gsub("+", " "):gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end))
+end
+
+-- Common parameters an SDK may leave in a GET query; they are not action parameters.
+local COMMON = { Action = true, Version = true, Timestamp = true, Nonce = true, Region = true,
+                 RequestClient = true, Language = true, Token = true }
+local GET_BOOLEANS = { UrlEncode = true }
+local GET_INTEGERS = { Offset = true, Limit = true }
+
+-- Parameters of a GET request, flattened as the SDKs send them
+-- ("Urls.0=...&Urls.1=..."), back into the JSON shape; or nil, message.
+local function query_params(query)
+  local params = {}
+  for pair in query:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k, v = unescape(k), unescape(v)
+    local name, index = k:match("^([^.]+)%.(%d+)$")
+    if name then
+      local list = params[name]
+      if list == nil then
+        list = {}
+        params[name] = list
+      end
+      if type(list) ~= "table" or tonumber(index) > 100000 then
+        return nil, "The value type of parameter `" .. name .. "` is not valid."
+      end
+      list[tonumber(index) + 1] = v
+    elseif not COMMON[k] then
+      if GET_BOOLEANS[k] then
+        if v ~= "true" and v ~= "false" then return nil, "The value type of parameter `" .. k .. "` is not valid." end
+        v = v == "true"
+      elseif GET_INTEGERS[k] then
+        v = v:match("^%d+$") and math.tointeger(tonumber(v)) or v
+      end
+      params[k] = v
+    end
+  end
+  for name, v in pairs(params) do -- lists must run from .0 without holes
+    if type(v) == "table" then
+      local n = 0
+      for _ in pairs(v) do n = n + 1 end
+      if n ~= #v then return nil, "The parameter `" .. name .. "` has holes in its indexes." end
+    end
+  end
+  return params
+end
+
 local function answer(request_id, fields)
   fields = fields or obj()
   local keys = json.keys(fields)
@@ -403,7 +451,7 @@ function M:handle(req)
   local h = req.headers
   req.request_id = self.rng:uuid()
   req.at = math.floor(req.now * 1000 + 0.5) / 1000 -- log time, in ms
-  local who, code, message = auth.verify(self.cfg, h, req.body, req.now)
+  local who, code, message = auth.verify(self.cfg, h, req.body, req.now, req.method, req.query)
   if not who then return error_answer(req.request_id, code, message), code end
   local s = SERVICES[who.service]
   local version, action = h["x-tc-version"], h["x-tc-action"]
@@ -422,11 +470,16 @@ function M:handle(req)
   end
   if code then return error_answer(req.request_id, code, message), code end
 
-  local ok, params = pcall(cjson.decode, req.body == "" and "{}" or req.body)
-  if not ok or type(params) ~= "table" then
-    return error_answer(req.request_id, "InvalidParameter", "The request body is not a valid JSON object."),
-           "InvalidParameter"
+  local ok, params
+  if req.method == "GET" then
+    params, message = query_params(req.query or "")
+    ok = params ~= nil
+  else
+    ok, params = pcall(cjson.decode, req.body == "" and "{}" or req.body)
+    ok = ok and type(params) == "table"
+    message = "The request body is not a valid JSON object."
   end
+  if not ok then return error_answer(req.request_id, "InvalidParameter", message), "InvalidParameter" end
   local fields
   ok, fields = pcall(function()
     check_known(params, s.actions[action])
