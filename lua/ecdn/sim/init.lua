@@ -8,6 +8,35 @@
 -- Default credentials (used when no --secret is given):
 --   SecretId  AKIDSIMULATOR00000000000000000000000
 --   SecretKey SimulatorSecretKeyForLuaEcdn0000
+--
+-- Modules: server (HTTP on cqueues, faults, stats, signals), service (routing,
+-- rules, quotas, tasks, log entries), auth (TC3 verification), faults, log,
+-- json (ordered encoder), random (seeded streams), sha256 (rare auth path).
+--
+-- Decisions where the real service is not documented:
+-- * Checks run in this order: Authorization format, SecretId, timestamp,
+--   signature, token; then Action/Version present, NoSuchVersion,
+--   InvalidAction, rate limit; then parameters and the action's rules.
+-- * The product is the Host's first label when it is ecdn/cdn, else the
+--   credential scope's service; a scope naming another product is refused
+--   (AuthFailure.InvalidAuthorization).
+-- * X-TC-Token sent with permanent credentials -> AuthFailure.TokenFailure.
+-- * Rate limit: fixed one-second wall-clock windows per SecretId, all actions.
+-- * Quotas are per SecretId, product, kind (url/path) and, for CDN, area
+--   (Area omitted = mainland); days start at 00:00 Beijing time. A refused
+--   request uses no quota. Empty Urls/Paths -> InvalidParameter.*ParamError.
+-- * URLs must be valid UTF-8 without control bytes, start with http:// or
+--   https:// (any case) and name a host; the host is compared to --domains
+--   without port or user info, case-insensitively.
+-- * Faults: for each API request the faults draw six numbers from the seeded
+--   stream (same seed + same request order = same faults). A drop wins over a
+--   failure, a failure over garbage. Failures and garbage answer before the
+--   request is processed (nothing is purged or logged); half of the drops
+--   close after processing and logging. --delay-ms applies to every request.
+-- * GET /__stats: {connections (TCP connections whose first request was an
+--   API call), stats_connections (first request was GET /__stats), active,
+--   max_active, requests (API requests), http {status -> n}, codes {Success |
+--   error code | "Garbage" -> n}, dropped, purged_urls, purged_paths}.
 local M = {}
 
 M.DEFAULT_SECRET_ID = "AKIDSIMULATOR00000000000000000000000"
@@ -18,7 +47,10 @@ Usage: ecdn-sim [options]
 
 A local simulator of the Tencent Cloud ECDN (2019-10-12) and CDN (2018-06-06)
 purge APIs: PurgeUrlsCache, PurgePathCache, DescribePurgeTasks,
-DescribePurgeQuota. Listens on 127.0.0.1; when ready it prints one line:
+DescribePurgeQuota, over API 3.0 (POST / with a JSON body, or GET with query
+parameters; TC3-HMAC-SHA256). The product comes from the Host (ecdn.* / cdn.*)
+or else from the credential scope. Listens on 127.0.0.1; when ready it prints
+one line:
   listening on http://127.0.0.1:PORT
 Stops cleanly on SIGINT/SIGTERM. GET /__stats answers JSON counters.
 
@@ -30,14 +62,16 @@ Options:
   --domains A,B       purgeable domains (default: any domain)
   --rate N            requests per second per SecretId, 0 = off (default 20)
   --batch N           URLs per PurgeUrlsCache request (default 1000)
-  --quota N           URLs per day per SecretId (and area) (default 10000)
+  --quota N           URLs per day per SecretId, product and CDN area; days
+                      start at 00:00 Beijing time (default 10000)
   --path-batch N      paths per PurgePathCache request (default ecdn 20, cdn 500)
-  --path-quota N      paths per day per SecretId (and area) (default 100)
+  --path-quota N      paths per day, counted like --quota (default 100)
   --url-max N         longest URL in bytes (default 1024)
   --task-ms N         tasks go from "process" to "done" after N ms (default 2000)
   --log FILE          append one JSON line per accepted purge, flushed before
                       the answer: {task_id,request_id,secret_id,service,urls,at}
-                      (PurgePathCache: {...,action,paths,flush_type,at})
+                      (PurgePathCache: {...,action,paths,flush_type,at});
+                      at = unix time in seconds, millisecond precision
   --seed N            seed for faults, TaskIds and RequestIds (default: clock)
   --fail-rate P       answer HTTP 500/502/503 or InternalError with probability P
   --drop-rate P       close without answering with probability P (half of them
