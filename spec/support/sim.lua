@@ -41,9 +41,13 @@ local function alive(pid)
 end
 M.alive = alive
 
--- The tree's root: the directory holding bin/ecdn-sim (busted runs from it).
+-- The tree's root (holding bin/ecdn-sim): $ECDN_ROOT, else found from this
+-- file's path, else the current directory (busted runs from the root).
 local function root()
-  return os.getenv("ECDN_ROOT") or "."
+  local env = os.getenv("ECDN_ROOT")
+  if env and env ~= "" then return env end
+  local src = debug.getinfo(1, "S").source
+  return src:match("^@(.+)/spec/support/sim%.lua$") or "."
 end
 
 local Sim = {}
