@@ -4,7 +4,8 @@
 -- connection); the simulator runs in its own process.
 --
 --   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' \
---     lua5.4 bench/sim_throughput.lua [seconds=5] [connections=8]
+--     lua5.4 bench/sim_throughput.lua [seconds=5] [connections=8] [log]
+-- With "log" the simulator also writes its --log file (one flushed line per purge).
 package.path = "spec/?.lua;" .. package.path -- the simulator launcher lives in spec/support
 local cqueues = require "cqueues"
 local csocket = require "cqueues.socket"
@@ -13,6 +14,7 @@ local sim = require "support.sim"
 
 local seconds = tonumber(arg[1]) or 5
 local nconn = tonumber(arg[2]) or 8
+local with_log = arg[3] == "log"
 
 -- CPU seconds (user + system) the process pid has used so far.
 local function cpu_seconds(pid)
@@ -24,7 +26,7 @@ local function cpu_seconds(pid)
   return (tonumber(fields[12]) + tonumber(fields[13])) / 100 -- utime, stime in clock ticks (USER_HZ 100)
 end
 
-local s = sim.start { args = { "--rate", "0", "--quota", "1000000000", "--seed", "1" } }
+local s = sim.start { args = { "--rate", "0", "--quota", "1000000000", "--seed", "1" }, log = with_log }
 local ok, err = pcall(function()
   local cq = cqueues.new()
   local done, failures = 0, 0
@@ -63,9 +65,10 @@ local ok, err = pcall(function()
   local elapsed = gettime() - started
   local busy = (cpu_seconds(s.pid) - cpu0) / elapsed
   local stats = s:stats()
-  print(string.format("sim_throughput: %d one-URL purges in %.2f s over %d keep-alive connections = %.0f req/s "
+  print(string.format("sim_throughput: %d one-URL purges in %.2f s over %d keep-alive connections%s = %.0f req/s "
                       .. "(%d failures; server saw %d connections; simulator CPU %.0f%% of one core)",
-                      done, elapsed, nconn, done / elapsed, failures, stats.connections, busy * 100))
+                      done, elapsed, nconn, with_log and " with --log" or "", done / elapsed, failures,
+                      stats.connections, busy * 100))
 end)
 s:stop()
 if not ok then error(err, 0) end
