@@ -16,8 +16,8 @@ local core = require "ecdn.core"
 
 local M = {}
 
-M.DEFAULT_SECRET_ID = "AKIDSIMULATOR00000000000000000000000"
-M.DEFAULT_SECRET_KEY = "SimulatorSecretKeyForLuaEcdn0000"
+M.DEFAULT_SECRET_ID = require("ecdn.sim").DEFAULT_SECRET_ID
+M.DEFAULT_SECRET_KEY = require("ecdn.sim").DEFAULT_SECRET_KEY
 M.VERSIONS = { ecdn = "2019-10-12", cdn = "2018-06-06" }
 
 local function shell_quote(s)

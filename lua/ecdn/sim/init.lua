@@ -1,5 +1,7 @@
 -- ecdn.sim: a local simulator of the Tencent Cloud ECDN/CDN purge service
--- (API 3.0, TC3-HMAC-SHA256) for offline tests. Runs on Lua 5.4 + cqueues.
+-- (API 3.0, TC3-HMAC-SHA256) for offline tests. Runs on Lua 5.4 + cqueues;
+-- this file itself also loads on Lua 5.1/LuaJIT (for the constants and
+-- options()), the modules behind run() need 5.4.
 --
 --   local sim = require "ecdn.sim"
 --   local cfg = assert(sim.options{ "--port", "0", "--rate", "0" })
@@ -121,7 +123,7 @@ function M.options(args)
     if name == "watch-stdin" then
       cfg.watch_stdin = true
     elseif INTEGER_OPTS[name] then
-      local n = v:match("^%-?%d+$") and math.tointeger(tonumber(v))
+      local n = v:match("^%-?%d+$") and #v <= 16 and math.floor(tonumber(v))
       local lim = INTEGER_OPTS[name]
       if not n or (lim[1] and n < lim[1]) or (lim[2] and n > lim[2]) then
         return nil, "--" .. name .. " expects an integer" .. (lim[1] and " >= " .. lim[1] or "")
@@ -156,7 +158,8 @@ function M.options(args)
     cfg.tokens[t[1]] = t[2]
   end
   if cfg.seed == nil then
-    cfg.seed = math.floor(require("socket").gettime() * 1000000) ~ tonumber(tostring({}):match("0x(%x+)") or 0, 16)
+    local addr = tonumber(tostring({}):match("0x(%x+)") or "0", 16) -- differs between processes (ASLR)
+    cfg.seed = math.floor((require("socket").gettime() * 1000000 + addr) % 9007199254740992)
   end
   return cfg
 end
@@ -172,7 +175,7 @@ function M.run(cfg)
     if not log then return nil, "cannot open log: " .. tostring(err) end
   end
   -- Ids use their own stream so fault draws stay aligned with request order.
-  local service = require("ecdn.sim.service").new(cfg, nil, random.new(cfg.seed ~ 0x5eed), log)
+  local service = require("ecdn.sim.service").new(cfg, nil, random.new(cfg.seed + 0x5eed), log)
   return require("ecdn.sim.server").run(service, faults, { port = cfg.port, watch_stdin = cfg.watch_stdin,
                                                            log = log })
 end
