@@ -197,6 +197,14 @@ describe("simulator process", function()
     assert.equal(2, exec_status(SIM .. " --bogus 2>/dev/null"))
   end)
 
+  it("exits with status 1 and a message when its port is taken", function()
+    local s = sim.start {}
+    finally(function() s:stop() end)
+    local out = run(SIM .. " --port " .. s.port .. " 2>&1; echo status=$?")
+    assert.truthy(out:find("cannot listen on 127.0.0.1:" .. s.port, 1, true), out)
+    assert.truthy(out:find("status=1", 1, true), out)
+  end)
+
   it("helper stop() is safe to call twice", function()
     local s = sim.start {}
     s:stop()

@@ -256,10 +256,13 @@ function M.run(service, faults, opts)
     con:close()
   end
 
-  local srv = csocket.listen { host = opts.host or "127.0.0.1", port = opts.port or 0, reuseaddr = true }
-  local ok, err = srv:listen()
-  if not ok then return nil, "cannot listen on " .. (opts.host or "127.0.0.1") .. ":" .. opts.port .. ": "
-                                .. tostring(err) end
+  local host = opts.host or "127.0.0.1"
+  local srv = csocket.listen { host = host, port = opts.port or 0, reuseaddr = true }
+  local lok, ok, err = pcall(srv.listen, srv) -- cqueues raises on errors such as EADDRINUSE
+  if not (lok and ok) then
+    return nil, string.format("cannot listen on %s:%d: %s", host, opts.port or 0,
+                              tostring(lok and err or ok):gsub("^.*socket:listen: ", ""))
+  end
   local _, ip, port = srv:localname()
 
   local function stop(why)
@@ -304,8 +307,8 @@ function M.run(service, faults, opts)
   out:flush()
 
   while true do
-    local lok, lerr = cq:loop()
-    if lok then break end
+    local looped, lerr = cq:loop()
+    if looped then break end
     io.stderr:write("ecdn-sim: ", tostring(lerr), "\n")
   end
   return true
