@@ -102,6 +102,16 @@ describe("simulator purge rules", function()
       assert.equal(names[service].param, call(s, "PurgeUrlsCache", urls_body(cjson.empty_array or {}),
                                               { service = service }))
     end
+    -- Not UTF-8, or control bytes: refused, and the answer echoes no invalid bytes.
+    for _, u in ipairs { "http://a.com/\255\254", "http://a.com/a\tb", "http://a.com/\0" } do
+      local status, raw, decoded = sim.raw_request(s.port, "PurgeUrlsCache", '{"Urls":["' .. u:gsub("[%z\t]", {
+        ["\0"] = "\\u0000", ["\t"] = "\\t" }) .. '"]}')
+      assert.equal(200, status)
+      assert.equal("InvalidParameter.EcdnParamError", decoded.Response.Error.Code, raw)
+      assert.falsy(raw:find("[\128-\255]"), raw)
+    end
+    local _, raw = sim.raw_request(s.port, "PurgeUrlsCache", '{"Urls":["http://a.com/"],"\255x":1}')
+    assert.truthy(raw:find("`?x`", 1, true), raw)
     -- A valid URL (any case of the listed domain, with a port) passes the checks;
     -- here the quota is used up, so the answer is the day limit, not a URL error.
     assert.equal("LimitExceeded.EcdnPurgeUrlExceedDayLimit",

@@ -141,7 +141,8 @@ function M.verify(cfg, h, body, now, method, query)
   local service = (routed and M.SERVICES[routed]) and routed or a.service
   if not M.SERVICES[service] then
     return fail("AuthFailure.InvalidAuthorization",
-                "Credential scope names service `" .. a.service .. "`; this endpoint serves ecdn and cdn.")
+                "Credential scope names service `" .. a.service:gsub("[^%w%-_.]", "?"):sub(1, 64)
+                .. "`; this endpoint serves ecdn and cdn.")
   end
   local key = cfg.secrets[a.secret_id]
   if not key then

@@ -175,7 +175,7 @@ function M.run(cfg)
     if not log then return nil, "cannot open log: " .. tostring(err) end
   end
   -- Ids use their own stream so fault draws stay aligned with request order.
-  local service = require("ecdn.sim.service").new(cfg, nil, random.new(cfg.seed + 0x5eed), log)
+  local service = require("ecdn.sim.service").new(cfg, random.new(cfg.seed + 0x5eed), log)
   return require("ecdn.sim.server").run(service, faults, { port = cfg.port, watch_stdin = cfg.watch_stdin,
                                                            log = log })
 end

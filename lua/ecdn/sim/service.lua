@@ -66,24 +66,27 @@ local function api_error(code, message)
   error({ api = true, code = code, message = message }, 0)
 end
 
+-- Text of a client value for an error message: valid UTF-8 (other bytes
+-- become "?"), at most 120 characters.
 local function clip(s)
-  return #s > 120 and s:sub(1, 120) .. "..." or s
+  if not utf8.len(s) then s = s:gsub("[\128-\255]", "?") end
+  local cut = utf8.offset(s, 121)
+  return cut and s:sub(1, cut - 1) .. "..." or s
 end
 
--- cfg: see ecdn.sim.options(); clock(): unix time (float); rng: ecdn.sim.random;
--- log: ecdn.sim.log or nil.
-function M.new(cfg, clock, rng, log)
+-- cfg: see ecdn.sim.options(); rng: ecdn.sim.random; log: ecdn.sim.log or nil.
+function M.new(cfg, rng, log)
   return setmetatable({
-    cfg = cfg, clock = clock, rng = rng, log = log,
+    cfg = cfg, rng = rng, log = log,
     windows = {},   -- SecretId -> {second, count}
     used = {},      -- "id|service|kind|area|day" -> count
     tasks = {},     -- "id|service" -> array of records
-    task_ids = {},  -- TaskIds handed out (unique)
+    id_second = 0, ids_this_second = {}, -- TaskIds start with the second: unique within it
     counts = { purged_urls = 0, purged_paths = 0 },
   }, M)
 end
 
-local day_sec, day_text -- os.date is slow; the day changes once per 86400 s
+local day_sec, day_text -- os.date is slow: at most once per second
 local function beijing_day(t)
   local sec = math.floor(t)
   if sec ~= day_sec then day_sec, day_text = sec, os.date("!%Y-%m-%d", sec + BEIJING) end
@@ -111,11 +114,13 @@ local function parse_time(s)
 end
 
 function M:new_task_id(now)
+  local sec = math.floor(now)
+  if sec ~= self.id_second then self.id_second, self.ids_this_second = sec, {} end
   local id
   repeat
-    id = string.format("%d-%s", math.floor(now), self.rng:alnum(8))
-  until not self.task_ids[id]
-  self.task_ids[id] = true
+    id = string.format("%d-%s", sec, self.rng:alnum(8))
+  until not self.ids_this_second[id]
+  self.ids_this_second[id] = true
   return id
 end
 
