@@ -31,12 +31,22 @@ describe("simulator HTTP", function()
       assert.equal(200, status, raw)
       assert.is_string(decoded.Response.TaskId)
     end
+    -- Pipelined: three requests in one write, three answers in order.
+    local batch = {}
+    for i = 1, 3 do
+      batch[i] = sim.build_request(s.port, "PurgeUrlsCache", cjson.encode { Urls = { "http://a.com/p" .. i } })
+    end
+    c:send(table.concat(batch))
+    for _ = 1, 3 do assert.equal(200, (c:receive())) end
     c:close()
     local st = s:stats()
     assert.equal(1, st.connections)
-    assert.equal(20, st.requests)
-    assert.equal(20, st.codes.Success)
-    assert.equal(20, st.http["200"])
+    assert.equal(23, st.requests)
+    assert.equal(23, st.codes.Success)
+    assert.equal(23, st.http["200"])
+    local urls = {}
+    for _, e in ipairs(s:log_entries()) do urls[#urls + 1] = e.urls[1] end
+    assert.same({ "http://a.com/p1", "http://a.com/p2", "http://a.com/p3" }, { urls[21], urls[22], urls[23] })
   end)
 
   it("holds 256 concurrent connections and answers all of them", function()
