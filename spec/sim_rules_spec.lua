@@ -34,7 +34,7 @@ describe("simulator purge rules", function()
   setup(function()
     s = sim.start { args = { "--rate", "0", "--seed", "3", "--batch", "3", "--quota", "5", "--url-max", "40",
                              "--domains", "a.com,B.com", "--path-batch", "2", "--path-quota", "3",
-                             "--task-ms", "300" }, log = true }
+                             "--task-ms", "1000" }, log = true }
   end)
   teardown(function() s:stop() end)
 
@@ -159,7 +159,7 @@ describe("simulator purge rules", function()
     assert.same({ ["http://a.com/t1"] = true, ["http://a.com/t2"] = true }, seen)
     _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task, Status = "done" }, CDN)
     assert.equal(0, tasks.TotalCount)
-    socket.sleep(0.4)
+    socket.sleep(1.1)
     _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task, Status = "done" }, CDN)
     assert.equal(2, tasks.TotalCount)
     -- Other services' tasks are not visible; filters and paging by time range.
