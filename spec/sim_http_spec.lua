@@ -185,6 +185,10 @@ describe("simulator process", function()
   it("exits by itself when its stdin closes (the helper went away)", function()
     local s = sim.start { args = { "--rate", "0" } }
     finally(function() s:stop() end)
+    -- If the simulator ignored EOF, close() below would wait forever: a watchdog
+    -- kills this simulator (checked by its command line) after 10 s instead.
+    os.execute(string.format("(sleep 10; grep -q ecdn-sim /proc/%d/cmdline 2>/dev/null && kill -9 %d) "
+                             .. ">/dev/null 2>&1 &", s.pid, s.pid))
     s.pipe:close() -- returns once the process has exited
     s.pipe = nil
     assert.is_false(sim.alive(s.pid))
