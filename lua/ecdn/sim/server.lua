@@ -98,8 +98,11 @@ local function read_request(rd, con, first_timeout)
     if line:find("^[ \t]") and last then -- obsolete line folding
       headers[last] = headers[last] .. " " .. line:match("^%s*(.-)%s*$")
     else
-      local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
-      if not name then return nil, "malformed header", 400 end
+      local colon, value_at = line:find(":%s*", 2)
+      local name = colon and line:sub(1, colon - 1)
+      if not name or name:find("%s") then return nil, "malformed header", 400 end
+      local value = line:sub(value_at + 1)
+      if value:find("%s$") then value = value:match("^(.-)%s*$") end
       last = name:lower()
       headers[last] = value
     end

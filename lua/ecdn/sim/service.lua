@@ -127,9 +127,15 @@ end
 ---------------------------------------------------------------------------
 -- Parameter checks
 
+local known_sets = setmetatable({}, { __mode = "k" }) -- parameter list -> set
+
 local function check_known(params, allowed)
-  local ok = {}
-  for _, name in ipairs(allowed) do ok[name] = true end
+  local ok = known_sets[allowed]
+  if not ok then
+    ok = {}
+    for _, name in ipairs(allowed) do ok[name] = true end
+    known_sets[allowed] = ok
+  end
   for k in pairs(params) do
     if not ok[k] then
       api_error("UnknownParameter", "The parameter `" .. clip(tostring(k)) .. "` is not recognized.")
@@ -200,7 +206,7 @@ function M:check_url(s, u, i, what)
     api_error(e.param, string.format("%s `%s` must start with http:// or https://.", what, clip(u)))
   end
   local authority = rest:match("^[^/?#]*")
-  local host = authority:gsub("^.*@", ""):gsub(":%d*$", ""):lower()
+  local host = authority:match("[^@]*$"):gsub(":%d*$", ""):lower()
   if host == "" then api_error(e.param, string.format("%s `%s` has no host.", what, clip(u))) end
   if host:find("*", 1, true) then
     api_error(e.wildcard, string.format("%s `%s`: wildcard domains cannot be purged.", what, clip(u)))
