@@ -21,7 +21,7 @@ local function fail(code, message)
   return nil, code, message
 end
 
-local names_cache = {} -- SignedHeaders text -> {names} | false (invalid)
+local names_cache, cached_count = {}, 0 -- SignedHeaders text -> {names} | false (invalid)
 
 local function signed_names(signed)
   local cached = names_cache[signed]
@@ -34,7 +34,11 @@ local function signed_names(signed)
     set[name] = true
   end
   if names and not (set["content-type"] and set.host) then names = false end
-  if #signed <= 256 then names_cache[signed] = names end
+  if #signed <= 256 then
+    cached_count = cached_count + 1
+    if cached_count > 1000 then names_cache, cached_count = {}, 1 end -- bounded memory
+    names_cache[signed] = names
+  end
   return names
 end
 
@@ -89,10 +93,10 @@ local function fast_signature(a, key, service, host, h, ts, payload)
   return ok and r.signature or nil
 end
 
-local function payload_hash(key, service, ts, payload)
+local function payload_hash(payload)
   -- The C signer's canonical request ends with the payload's SHA-256 hex.
-  local r = core.sign_tc3 { secret_id = "x", secret_key = key, service = service, host = "x",
-                            action = "x", version = "x", timestamp = ts, payload = payload }
+  local r = core.sign_tc3 { secret_id = "x", secret_key = "x", service = "x", host = "x",
+                            action = "x", version = "x", timestamp = 0, payload = payload }
   return r.canonical_request:sub(-64)
 end
 
@@ -121,7 +125,7 @@ local function signature_matches(a, key, service, h, ts, body, method, query)
   for _, host in ipairs(host_variants(h.host or "")) do
     local sig = fast and fast_signature(a, key, service, host, h, ts, payload)
     if not sig then
-      phash = phash or payload_hash(key, service, ts, payload)
+      phash = phash or payload_hash(payload)
       sig = general_signature(a, key, service, host, h, ts, phash, method, query)
     end
     if sig == a.signature then return true end
