@@ -55,6 +55,7 @@ Sim.__index = Sim
 
 -- opts.args: extra simulator arguments; opts.log: true for a temp log file
 -- (or a path); opts.timeout: seconds to wait for the ready line (default 10).
+-- s.secret_id/s.secret_key: the default pair, or the first --secret in args.
 function M.start(opts)
   opts = opts or {}
   local tmp = os.tmpname()
@@ -68,7 +69,16 @@ function M.start(opts)
     args[#args + 1] = "--log"
     args[#args + 1] = s.log_path
   end
-  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
+  local extra = opts.args or {}
+  for i, a in ipairs(extra) do
+    args[#args + 1] = a
+    -- With --secret the default pair is not accepted: s.secret_id/key = the first pair given.
+    local pair = (a == "--secret" and extra[i + 1]) or a:match("^%-%-secret=(.*)$")
+    if pair and not s.custom_secret then
+      s.secret_id, s.secret_key = pair:match("^([^:]+):(.*)$")
+      s.custom_secret = true
+    end
+  end
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = shell_quote(a) end
   local r = root()
