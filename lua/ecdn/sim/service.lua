@@ -59,7 +59,7 @@ local SERVICES = {
 M.SERVICES = SERVICES
 
 local BEIJING = 8 * 3600          -- daily quotas and task times follow Beijing time
-local MAX_TASKS = 100000          -- task records kept per SecretId and service
+local MAX_TASK_URLS = 200000      -- URLs/paths of past tasks kept per SecretId and service
 
 -- An API error; raised with error() inside handlers, caught in handle().
 local function api_error(code, message)
@@ -174,9 +174,11 @@ local function string_list(params, name)
     api_error("MissingParameter", "The request is missing a required parameter `" .. name .. "`.")
   end
   if type(v) ~= "table" then bad_type(name) end
+  -- cjson gives JSON arrays as sequences and objects as string-keyed tables.
   local n = #v
-  for k, item in pairs(v) do
-    if math.type(k) ~= "integer" or k < 1 or k > n or type(item) ~= "string" then bad_type(name) end
+  if n == 0 and next(v) ~= nil then bad_type(name) end
+  for i = 1, n do
+    if type(v[i]) ~= "string" then bad_type(name) end
   end
   return v
 end
@@ -200,13 +202,16 @@ function M:check_url(s, u, i, what)
   if #u > self.cfg.url_max then
     api_error(e.too_long, string.format("%s %d is %d bytes long; the limit is %d.", what, i, #u, self.cfg.url_max))
   end
-  local scheme, rest = u:match("^(%a+)://(.*)$")
-  scheme = scheme and scheme:lower()
+  local scheme, host = u:match("^(%a+)://([^/?#]*)")
   if scheme ~= "http" and scheme ~= "https" then
-    api_error(e.param, string.format("%s `%s` must start with http:// or https://.", what, clip(u)))
+    scheme = scheme and scheme:lower()
+    if scheme ~= "http" and scheme ~= "https" then
+      api_error(e.param, string.format("%s `%s` must start with http:// or https://.", what, clip(u)))
+    end
   end
-  local authority = rest:match("^[^/?#]*")
-  local host = authority:match("[^@]*$"):gsub(":%d*$", ""):lower()
+  if host:find("[@:%u]") then -- user info, port or capitals: reduce to the bare, lower-case host
+    host = host:match("[^@]*$"):gsub(":%d*$", ""):lower()
+  end
   if host == "" then api_error(e.param, string.format("%s `%s` has no host.", what, clip(u))) end
   if host:find("*", 1, true) then
     api_error(e.wildcard, string.format("%s `%s`: wildcard domains cannot be purged.", what, clip(u)))
@@ -232,21 +237,23 @@ function M:available(id, service, kind, area, limit, now)
   return math.max(0, limit - (self.used[key] or 0))
 end
 
+-- Remembers a task (one record per request; its URL list is shared, not
+-- copied). The oldest tasks are forgotten past MAX_TASK_URLS URLs.
 function M:record(id, service, task_id, items, purge_type, flush_type, area, now)
   local key = id .. "|" .. service
   local list = self.tasks[key]
   if not list then
-    list = {}
+    list = { first = 1, last = 0, urls = 0 }
     self.tasks[key] = list
   end
-  for _, u in ipairs(items) do
-    list[#list + 1] = { task_id = task_id, url = u, purge_type = purge_type, flush_type = flush_type,
-                        area = area, created = now }
-  end
-  if #list > 2 * MAX_TASKS then -- drop the oldest half at once (amortised O(1))
-    local keep = #list - MAX_TASKS
-    table.move(list, keep + 1, #list, 1)
-    for i = #list, MAX_TASKS + 1, -1 do list[i] = nil end
+  list.last = list.last + 1
+  list[list.last] = { task_id = task_id, urls = items, purge_type = purge_type, flush_type = flush_type,
+                      area = area, created = now }
+  list.urls = list.urls + #items
+  while list.urls > MAX_TASK_URLS and list.first < list.last do
+    list.urls = list.urls - #list[list.first].urls
+    list[list.first] = nil
+    list.first = list.first + 1
   end
 end
 
@@ -337,21 +344,24 @@ function actions.DescribePurgeTasks(self, s, who, params, req)
         or req.now
   end
   local done_after = self.cfg.task_ms / 1000
-  local list = self.tasks[who.secret_id .. "|" .. who.service] or {}
+  local list = self.tasks[who.secret_id .. "|" .. who.service] or { first = 1, last = 0 }
   local logs, total = array({}), 0
-  for i = #list, 1, -1 do -- newest first
+  for i = list.last, list.first, -1 do -- newest first
     local t = list[i]
     local st = (req.now - t.created >= done_after) and "done" or "process"
     local created = math.floor(t.created)
     if (not task_id or t.task_id == task_id)
         and (not purge_type or t.purge_type == purge_type)
         and created >= from and created <= to
-        and (not keyword or t.url:find(keyword, 1, true))
         and (not status or st == status) then
-      total = total + 1
-      if total > offset and #logs < limit then
-        logs[#logs + 1] = obj("TaskId", t.task_id, "Url", t.url, "Status", st, "PurgeType", t.purge_type,
-                              "FlushType", t.flush_type, "CreateTime", beijing_time(t.created))
+      for _, url in ipairs(t.urls) do
+        if not keyword or url:find(keyword, 1, true) then
+          total = total + 1
+          if total > offset and #logs < limit then
+            logs[#logs + 1] = obj("TaskId", t.task_id, "Url", url, "Status", st, "PurgeType", t.purge_type,
+                                  "FlushType", t.flush_type, "CreateTime", beijing_time(t.created))
+          end
+        end
       end
     end
   end
