@@ -61,7 +61,7 @@ Options:
   --secret ID:KEY     accepted credentials, repeatable (default: the pair below)
   --token ID:TOKEN    temporary credentials: ID (given with --secret) must
                       send X-TC-Token TOKEN; repeatable
-  --domains A,B       purgeable domains (default: any domain)
+  --domains A,B       purgeable host names, exact match, any case (default: any)
   --rate N            requests per second per SecretId, 0 = off (default 20)
   --batch N           URLs per PurgeUrlsCache request (default 1000)
   --quota N           URLs per day per SecretId, product and CDN area; days
