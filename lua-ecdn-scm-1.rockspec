@@ -35,6 +35,7 @@ build = {
       libraries = { "curl", "crypto" },
     },
     -- Lua modules (generated)
+    ["ecdn.bootstrap"] = "lua/ecdn/bootstrap.lua",
     ["ecdn.client"] = "lua/ecdn/client.lua",
     ["ecdn.errors"] = "lua/ecdn/errors.lua",
     ["ecdn"] = "lua/ecdn/init.lua",
