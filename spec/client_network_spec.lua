@@ -32,6 +32,28 @@ describe("network failures", function()
     c:close()
   end)
 
+  it("a failing proxy: the error never quotes the proxy URL and its password", function()
+    local proxy = "http://user:PROXY-PASSWORD-42@127.0.0.1:" .. proc.closed_port()
+    for _, p in ipairs{ proxy, "bogus://user:PROXY-PASSWORD-42@[" } do
+      local c = client("http://127.0.0.1:" .. proc.closed_port(), { proxy = p })
+      local res, err = c:purge(URLS)
+      network_error(res, err)
+      assert.is_nil(tostring(err):find("PROXY-PASSWORD-42", 1, true))
+      assert.is_nil(err.message:find("PROXY-PASSWORD-42", 1, true))
+      c:close()
+    end
+  end)
+
+  it("refuses option values too long for a header line, naming the field", function()
+    for _, field in ipairs{ "secret_id", "token", "region" } do
+      local opts = { secret_id = ID, secret_key = KEY, endpoint = "http://127.0.0.1:1" }
+      opts[field] = ("a"):rep(65537)
+      local ok, msg = pcall(ecdn.client, opts)
+      assert.is_false(ok)
+      assert.truthy(msg:find("field '" .. field .. "' is longer than 65536 bytes", 1, true))
+    end
+  end)
+
   it("a server that never answers: the timeout is honoured within 20%", function()
     -- Listening without accepting: the kernel completes the handshake and
     -- takes the request, and no answer ever comes.

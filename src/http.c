@@ -10,6 +10,7 @@ struct ecdn_http {
     CURL *curl;
     size_t max_body;
     char errbuf[CURL_ERROR_SIZE];
+    int has_proxy;
 };
 
 typedef struct {
@@ -79,6 +80,7 @@ ecdn_http *ecdn_http_new(const ecdn_http_config *cfg, char *err, size_t errlen)
     if (cfg->cafile) SET(CURLOPT_CAINFO, cfg->cafile);
     /* An explicit proxy option wins; "" disables the environment's proxy. */
     if (cfg->proxy) SET(CURLOPT_PROXY, cfg->proxy);
+    h->has_proxy = cfg->proxy != NULL && cfg->proxy[0] != '\0';
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_USERAGENT, "lua-ecdn/0.1.0");
     SET(CURLOPT_ERRORBUFFER, h->errbuf);
@@ -202,7 +204,9 @@ fail:
             snprintf(r->error, sizeof r->error, "response body larger than %lu bytes",
                      (unsigned long)h->max_body);
         else
-            snprintf(r->error, sizeof r->error, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+            /* curl's detailed text can quote the proxy URL, user:password included. */
+            snprintf(r->error, sizeof r->error, "%s",
+                     h->errbuf[0] && !h->has_proxy ? h->errbuf : curl_easy_strerror(rc));
         ecdn_buf_reset(&r->body);
         return -1;
     }

@@ -15,6 +15,7 @@
 #define CLIENT_MT "ecdn.client"
 #define SCRATCH_MT "ecdn.client_scratch"
 #define FN_NEW "new"
+#define MAX_OPTION_LEN 65536
 #define MAX_URL 8192
 #define MAX_PATH 4096
 
@@ -95,6 +96,8 @@ static void copy_opt(lua_State *L, int t, const char *field, int required, int h
     lua_pop(L, 1);
     if (s.ptr == NULL) return;
     if (s.len == 0) ecdn_field_error(L, FN_NEW, field, "is empty");
+    /* curl refuses header lines near 1 MB with a misleading "out of memory". */
+    if (s.len > MAX_OPTION_LEN) ecdn_field_error(L, FN_NEW, field, "is longer than 65536 bytes");
     if (header ? ecdn_has_header_breaker(s) : has_nul(s))
         ecdn_field_error(L, FN_NEW, field, header ? "contains CR, LF or NUL" : "contains NUL");
     if (ecdn_buf_addstr(dst, s) != 0) luaL_error(L, "%s: out of memory", FN_NEW);
@@ -186,7 +189,7 @@ static ecdn_str str_of(const ecdn_buf *b)
 
 static long long opt_timestamp(lua_State *L, int idx, const char *fn)
 {
-    long long ts;
+    long long ts = 0;
     if (lua_isnoneornil(L, idx)) return (long long)time(NULL);
     if (lua_type(L, idx) != LUA_TNUMBER || !ecdn_to_integer(L, idx, &ts) || ts < 0 || ts > ECDN_MAX_TIMESTAMP)
         luaL_error(L, "%s: timestamp must be a non-negative integer (unix seconds)", fn);
