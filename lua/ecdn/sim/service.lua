@@ -262,25 +262,43 @@ end
 
 local actions = {}
 
+-- What both purge actions do once their own parameters are read: batch
+-- limit, per-item checks, quota, task, counters and the log line (written
+-- and flushed before the answer).
+local function accept_purge(self, s, who, req, p)
+  local items = p.items
+  if #items == 0 then api_error(s.errors.param, p.label .. "s must not be empty.") end
+  if #items > p.batch then
+    api_error(p.batch_code, string.format("%d %s in one request; the limit is %d.", #items, p.noun, p.batch))
+  end
+  for i, u in ipairs(items) do self:check_url(s, u, i, p.label) end
+  self:take_quota(who.secret_id, who.service, p.kind, p.area, #items, p.quota, p.day_code, req.now)
+  local task_id = self:new_task_id(req.now)
+  self:record(who.secret_id, who.service, task_id, items, p.kind, p.flush, p.area, req.now)
+  local counter = "purged_" .. p.kind .. "s"
+  self.counts[counter] = self.counts[counter] + #items
+  if self.log then
+    if p.kind == "url" then
+      self.log:write(obj("task_id", task_id, "request_id", req.request_id, "secret_id", who.secret_id,
+                         "service", who.service, "urls", array(items), "at", req.at))
+    else
+      self.log:write(obj("task_id", task_id, "request_id", req.request_id, "secret_id", who.secret_id,
+                         "service", who.service, "action", "PurgePathCache", "paths", array(items),
+                         "flush_type", p.flush, "at", req.at))
+    end
+  end
+  return obj("TaskId", task_id)
+end
+
 function actions.PurgeUrlsCache(self, s, who, params, req)
   local cfg = self.cfg
   local urls = string_list(params, "Urls")
   local area = area_of(s, params)
   opt_boolean(params, "UrlEncode")
-  if #urls == 0 then api_error(s.errors.param, "Urls must not be empty.") end
-  if #urls > cfg.batch then
-    api_error(s.errors.url_batch, string.format("%d URLs in one request; the limit is %d.", #urls, cfg.batch))
-  end
-  for i, u in ipairs(urls) do self:check_url(s, u, i, "Url") end
-  self:take_quota(who.secret_id, who.service, "url", area, #urls, cfg.quota, s.errors.url_day, req.now)
-  local task_id = self:new_task_id(req.now)
-  self:record(who.secret_id, who.service, task_id, urls, "url", nil, area, req.now)
-  self.counts.purged_urls = self.counts.purged_urls + #urls
-  if self.log then
-    self.log:write(obj("task_id", task_id, "request_id", req.request_id, "secret_id", who.secret_id,
-                       "service", who.service, "urls", array(urls), "at", req.at))
-  end
-  return obj("TaskId", task_id)
+  return accept_purge(self, s, who, req, {
+    kind = "url", label = "Url", noun = "URLs", items = urls, area = area,
+    batch = cfg.batch, batch_code = s.errors.url_batch, quota = cfg.quota, day_code = s.errors.url_day,
+  })
 end
 
 function actions.PurgePathCache(self, s, who, params, req)
@@ -296,22 +314,11 @@ function actions.PurgePathCache(self, s, who, params, req)
   end
   local area = area_of(s, params)
   opt_boolean(params, "UrlEncode")
-  if #paths == 0 then api_error(s.errors.param, "Paths must not be empty.") end
-  local batch = cfg.path_batch or s.path_batch
-  if #paths > batch then
-    api_error(s.errors.path_batch, string.format("%d paths in one request; the limit is %d.", #paths, batch))
-  end
-  for i, u in ipairs(paths) do self:check_url(s, u, i, "Path") end
-  self:take_quota(who.secret_id, who.service, "path", area, #paths, cfg.path_quota, s.errors.path_day, req.now)
-  local task_id = self:new_task_id(req.now)
-  self:record(who.secret_id, who.service, task_id, paths, "path", flush, area, req.now)
-  self.counts.purged_paths = self.counts.purged_paths + #paths
-  if self.log then
-    self.log:write(obj("task_id", task_id, "request_id", req.request_id, "secret_id", who.secret_id,
-                       "service", who.service, "action", "PurgePathCache", "paths", array(paths),
-                       "flush_type", flush, "at", req.at))
-  end
-  return obj("TaskId", task_id)
+  return accept_purge(self, s, who, req, {
+    kind = "path", label = "Path", noun = "paths", items = paths, area = area, flush = flush,
+    batch = cfg.path_batch or s.path_batch, batch_code = s.errors.path_batch,
+    quota = cfg.path_quota, day_code = s.errors.path_day,
+  })
 end
 
 local STATUSES = { fail = true, done = true, process = true }
