@@ -88,6 +88,13 @@ describe("ecdn.client options", function()
     collectgarbage()
   end)
 
+  it("signs and sends the endpoint's host in lower case, as the canonical form has it", function()
+    local c = new { endpoint = "https://ECDN.TencentCloudAPI.com:8443" }
+    assert.equal("ecdn.tencentcloudapi.com:8443", c:info().host)
+    assert.equal("https://ecdn.tencentcloudapi.com:8443/", c:info().endpoint)
+    c:close()
+  end)
+
   it("hides its metatable", function()
     assert.equal("ecdn.client", getmetatable(new()))
   end)
@@ -102,6 +109,15 @@ describe("ecdn.client credentials from the environment", function()
     local out = run("TENCENTCLOUD_SECRET_ID=AKIDfromenv1234 TENCENTCLOUD_SECRET_KEY=k TENCENTCLOUD_SESSION_TOKEN=t",
       [[local c = assert(require("ecdn").client()) io.write(tostring(c))]])
     assert.truthy(out:find("secret_id AKIDfrom...", 1, true), out)
+  end)
+
+  it("never quotes a proxy taken from the environment in an error", function()
+    local out = run("http_proxy='socks9://alice:S3cretPass@127.0.0.1:1' https_proxy= all_proxy=",
+      [[local c = assert(require("ecdn").client{ secret_id = "AKIDx", secret_key = "k",
+          endpoint = "http://127.0.0.1:1" })
+        local _, e = c:purge{ "https://www.example.com/" } io.write(e.kind, " ", tostring(e))]])
+    assert.truthy(out:find("^network "), out)
+    assert.is_nil(out:find("S3cretPass", 1, true), out)
   end)
 
   it("returns CredentialError when neither fields nor variables are set", function()
@@ -160,6 +176,23 @@ describe("client:purge local validation", function()
       assert.equal(case[3], err.problem)
       assert.truthy(err.message:find("URL #" .. case[2], 1, true), err.message)
     end
+  end)
+
+  it("reports problems in list order, a bad URL before a later non-string", function()
+    local err = refused { "https://a.example.com/", "ftp://b.example.com/", 7 }
+    assert.equal(2, err.index)
+    assert.equal("scheme", err.problem)
+    err = refused { 7, "ftp://b.example.com/" }
+    assert.equal(1, err.index)
+    assert.equal("not_string", err.problem)
+  end)
+
+  it("refuses a list with holes at the first hole, without sizing anything by its raw length", function()
+    local urls = { "https://a.example.com/", "https://b.example.com/" }
+    for bit = 2, 40 do urls[2 ^ bit] = "https://c.example.com/" end -- #urls may be 2^40
+    local err = refused(urls)
+    assert.equal(3, err.index)
+    assert.equal("not_string", err.problem)
   end)
 
   it("accepts any case in the scheme (it is case-insensitive) and sends the URL", function()

@@ -117,6 +117,11 @@ describe("sign_v1", function()
       { "a NaN value", { A = 0 / 0 } },
       { "an infinite value", { A = math.huge } },
       { "a name that repeats a common parameter", { Action = "Other" } },
+      { "Signature (it is never signed)", { Signature = "x" } },
+      { "SignatureMethod (it must come from signature_method)", { SignatureMethod = "HmacSHA256" } },
+      { "Region", { Region = "ap-guangzhou" } },
+      { "Token", { Token = "t" } }, { "Nonce", { Nonce = 1 } }, { "SecretId", { SecretId = "AKID" } },
+      { "Timestamp", { Timestamp = 1 } }, { "Version", { Version = "2017-03-12" } },
       { "an empty name", { [""] = "x" } },
     }
     for _, c in ipairs(pcases) do

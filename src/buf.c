@@ -51,6 +51,7 @@ void ecdn_buf_reset(ecdn_buf *b)
 {
     if (b->data) { OPENSSL_cleanse(b->data, b->len); b->data[0] = '\0'; }
     b->len = 0;
+    b->failed = 0;
 }
 
 void ecdn_buf_free(ecdn_buf *b)

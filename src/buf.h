@@ -23,7 +23,7 @@ int ecdn_buf_add(ecdn_buf *b, const void *p, size_t n);   /* 0 ok, -1 out of mem
 int ecdn_buf_adds(ecdn_buf *b, const char *s);
 int ecdn_buf_addc(ecdn_buf *b, char c);
 int ecdn_buf_addstr(ecdn_buf *b, ecdn_str s);
-void ecdn_buf_reset(ecdn_buf *b);                          /* len = 0, keeps memory */
+void ecdn_buf_reset(ecdn_buf *b);                          /* len = 0, clears failed, keeps memory */
 void ecdn_buf_free(ecdn_buf *b);                           /* wipes, frees, idempotent */
 
 #endif

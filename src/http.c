@@ -31,6 +31,18 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Whether curl may take a proxy from the environment (the variables it reads). */
+static int env_proxy(void)
+{
+    static const char *const VARS[] = { "http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" };
+    size_t i;
+    for (i = 0; i < sizeof VARS / sizeof VARS[0]; i++) {
+        const char *v = getenv(VARS[i]);
+        if (v && v[0]) return 1;
+    }
+    return 0;
+}
+
 static int global_ready(void)
 {
     static int done = 0;
@@ -80,7 +92,7 @@ ecdn_http *ecdn_http_new(const ecdn_http_config *cfg, char *err, size_t errlen)
     if (cfg->cafile) SET(CURLOPT_CAINFO, cfg->cafile);
     /* An explicit proxy option wins; "" disables the environment's proxy. */
     if (cfg->proxy) SET(CURLOPT_PROXY, cfg->proxy);
-    h->has_proxy = cfg->proxy != NULL && cfg->proxy[0] != '\0';
+    h->has_proxy = cfg->proxy ? cfg->proxy[0] != '\0' : env_proxy();
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_USERAGENT, "lua-ecdn/0.1.0");
     SET(CURLOPT_ERRORBUFFER, h->errbuf);

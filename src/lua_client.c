@@ -93,14 +93,17 @@ static void copy_opt(lua_State *L, int t, const char *field, int required, int h
 {
     ecdn_str s;
     ecdn_opt_string(L, t, FN_NEW, field, required, &s);
-    lua_pop(L, 1);
-    if (s.ptr == NULL) return;
+    if (s.ptr == NULL) {
+        lua_pop(L, 1);
+        return;
+    }
     if (s.len == 0) ecdn_field_error(L, FN_NEW, field, "is empty");
     /* curl refuses header lines near 1 MB with a misleading "out of memory". */
     if (s.len > MAX_OPTION_LEN) ecdn_field_error(L, FN_NEW, field, "is longer than 65536 bytes");
     if (header ? ecdn_has_header_breaker(s) : has_nul(s))
         ecdn_field_error(L, FN_NEW, field, header ? "contains CR, LF or NUL" : "contains NUL");
     if (ecdn_buf_addstr(dst, s) != 0) luaL_error(L, "%s: out of memory", FN_NEW);
+    lua_pop(L, 1); /* only now: s.ptr borrows from this value */
 }
 
 /* Seconds (fractions allowed) -> milliseconds, at least 1. */
@@ -275,37 +278,41 @@ static int l_purge(lua_State *L)
     static const char ACTION[] = "PurgeUrlsCache";
     client *c = check_open(L, 1, fn);
     ecdn_str *urls, action, body;
-    size_t n, i, index, at;
+    size_t n, k, i, index = 0, at = 0;
     long long ts;
     scratch *s;
-    int problem;
+    int problem, type;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     ts = opt_timestamp(L, 3, fn);
     lua_settop(L, 2);
     luaL_checkstack(L, 8, fn);
     n = (size_t)lua_rawlen(L, 2);
-    if (n > SIZE_MAX / sizeof *urls - 1) return luaL_error(L, "%s: too many URLs", fn);
-    urls = (ecdn_str *)lua_newuserdata(L, (n + 1) * sizeof *urls);
-    /* Items stay referenced by the table at index 2 for the whole call. */
-    for (i = 0; i < n; i++) {
-        lua_rawgeti(L, 2, (lua_Integer)i + 1);
-        if (lua_type(L, -1) != LUA_TSTRING) {
-            problem = ECDN_URL_NOT_STRING;
-            at = 0;
-        } else {
-            urls[i].ptr = lua_tolstring(L, -1, &urls[i].len);
-            problem = ecdn_url_check(urls[i].ptr, urls[i].len, &at);
-        }
+    /* The first non-string ends the list before anything is allocated: the
+     * raw length of a table with holes can be far larger than its contents. */
+    for (k = 0; k < n; k++) {
+        lua_rawgeti(L, 2, (lua_Integer)k + 1);
+        type = lua_type(L, -1);
         lua_pop(L, 1);
-        if (problem != ECDN_URL_OK) {
-            index = i;
-            goto refused;
-        }
+        if (type != LUA_TSTRING) break;
+    }
+    if (k > SIZE_MAX / sizeof *urls - 1) return luaL_error(L, "%s: too many URLs", fn);
+    urls = (ecdn_str *)lua_newuserdata(L, (k + 1) * sizeof *urls);
+    /* Items stay referenced by the table at index 2 for the whole call. */
+    for (i = 0; i < k; i++) {
+        lua_rawgeti(L, 2, (lua_Integer)i + 1);
+        urls[i].ptr = lua_tolstring(L, -1, &urls[i].len);
+        lua_pop(L, 1);
     }
     s = new_scratch(L);
-    problem = ecdn_purge_body(&s->body, urls, n, &index, &at);
+    /* Problems are reported in list order: a bad URL before the non-string wins. */
+    problem = (k == 0 && n > 0) ? ECDN_URL_OK : ecdn_purge_body(&s->body, urls, k, &index, &at);
     if (problem == ECDN_URL_NOMEM) return luaL_error(L, "%s: out of memory", fn);
+    if (problem == ECDN_URL_OK && k < n) {
+        problem = ECDN_URL_NOT_STRING;
+        index = k;
+        at = 0;
+    }
     if (problem != ECDN_URL_OK) goto refused;
     action.ptr = ACTION;
     action.len = sizeof ACTION - 1;

@@ -37,7 +37,7 @@ static int sign_error(lua_State *L, const char *fn, int rc, const char *bad)
     return luaL_error(L, "%s: OpenSSL failure", fn);
 }
 
-int ecdn_tc3_from_lua(lua_State *L, int t, const char *fn, ecdn_tc3_request *q)
+static void tc3_from_lua(lua_State *L, int t, const char *fn, ecdn_tc3_request *q)
 {
     memset(q, 0, sizeof *q);
     ecdn_opt_string(L, t, fn, "secret_id", 1, &q->secret_id);
@@ -53,7 +53,6 @@ int ecdn_tc3_from_lua(lua_State *L, int t, const char *fn, ecdn_tc3_request *q)
     ecdn_opt_string(L, t, fn, "content_type", 0, &q->content_type);
     q->timestamp = ecdn_opt_integer(L, t, fn, "timestamp", 1, 0, 0, ECDN_MAX_TIMESTAMP);
     q->sign_action = ecdn_opt_boolean(L, t, fn, "sign_action", 0);
-    return 13; /* values pushed */
 }
 
 static int l_sign_tc3(lua_State *L)
@@ -66,7 +65,7 @@ static int l_sign_tc3(lua_State *L)
     int rc;
 
     luaL_checktype(L, 1, LUA_TTABLE);
-    ecdn_tc3_from_lua(L, 1, fn, &q);
+    tc3_from_lua(L, 1, fn, &q);
 
     r = (ecdn_tc3_result *)lua_newuserdata(L, sizeof *r);
     ecdn_tc3_result_init(r);

@@ -276,6 +276,18 @@ static int param_cmp(const void *x, const void *y)
     return (a->name.len > b->name.len) - (a->name.len < b->name.len);
 }
 
+/* Names the signer sets itself (or that select the algorithm): given in params
+ * they would be signed one way and checked another. */
+static int is_reserved(ecdn_str name)
+{
+    static const char *const RESERVED[] = { "Action", "Nonce", "SecretId", "Timestamp", "Version", "Region",
+                                            "Token", "SignatureMethod", "Signature" };
+    size_t i;
+    for (i = 0; i < sizeof RESERVED / sizeof RESERVED[0]; i++)
+        if (str_eq(name, RESERVED[i])) return 1;
+    return 0;
+}
+
 static void push_param(ecdn_param *w, size_t *n, const char *name, ecdn_str value)
 {
     w[*n].name = cstr(name);
@@ -317,7 +329,10 @@ int ecdn_sign_v1(const ecdn_v1_request *q, ecdn_param *w, ecdn_v1_result *r, con
     snprintf(ts, sizeof ts, "%lld", q->timestamp);
     snprintf(nonce, sizeof nonce, "%lld", q->nonce);
     for (i = 0; i < q->nparams; i++) {
-        if (q->params[i].name.len == 0 || q->params[i].value.ptr == NULL) { *bad = "params"; return ECDN_EFIELD; }
+        if (q->params[i].name.len == 0 || q->params[i].value.ptr == NULL || is_reserved(q->params[i].name)) {
+            *bad = "params";
+            return ECDN_EFIELD;
+        }
         w[n++] = q->params[i];
     }
     push_param(w, &n, "Action", q->action);

@@ -71,6 +71,7 @@ local function parse_endpoint(endpoint)
   if not scheme or host:find("^:") or host:find(":$") then
     error("ecdn.client: field 'endpoint' must look like https://host[:port]", 3)
   end
+  host = host:lower() -- signed as the canonical form: lower case
   return scheme .. "://" .. host .. "/", host
 end
 
