@@ -28,7 +28,7 @@ RUNJIT := LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='build/luajit/?.so;;'
 BUSTED ?= /usr/bin/busted
 BUSTED_ARGS ?=
 
-.PHONY: all luajit both test lint check clean
+.PHONY: all deps both test lint clean
 
 all: $(MODULE)
 
@@ -41,6 +41,10 @@ $(OBJDIR)/%.o: src/%.c $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ECDN_CFLAGS) $(CFLAGS) -c -o $@ $<
 
+# Debian packages that are missing (tools/debian-packages.txt); quick when none is.
+deps:
+	@sh tools/install-deps.sh
+
 both:
 	$(MAKE) LUA=lua5.4
 	$(MAKE) LUA=luajit
@@ -51,7 +55,7 @@ lint:
 
 # Each interpreter writes TAP to build/test-<lua>.tap; tools/test-summary.lua
 # turns both into the closing "N passed, N failed" line.
-test: both lint
+test: deps both lint
 	@mkdir -p build
 	@rc=0; \
 	$(RUN54) lua5.4 $(BUSTED) -o TAP $(BUSTED_ARGS) spec > build/test-lua5.4.tap || rc=1; \

@@ -11,8 +11,7 @@ DEMO_URLS ?= https://www.example.com/index.html https://www.example.com/img/logo
 
 .PHONY: demo
 
-demo:
-	@sh tools/install-deps.sh
+demo: deps
 	@$(MAKE) --no-print-directory all
 	@set -e; dir=$$(mktemp -d); \
 	trap 'kill $$(cat "$$dir/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$$dir"' EXIT INT TERM; \
