@@ -254,3 +254,95 @@ describe("simulator authentication", function()
     assert.equal("InvalidParameter", call(s, "PurgeUrlsCache", "not json"))
   end)
 end)
+
+---------------------------------------------------------------------------
+-- The verifier in-process (ecdn.sim.auth): the documentation's own vectors,
+-- no product code in the simulator, a bounded key cache.
+
+describe("simulator TC3 verifier (ecdn.sim.auth, in-process)", function()
+  local auth = require "ecdn.sim.auth"
+  local P1 = '{"Limit": 1, "Filters": [{"Values": ["\\u672a\\u547d\\u540d"], "Name": "instance-name"}]}'
+  local TS = 1551113065 -- 2019-02-26 00:44 in UTC+8, scope date 2019-02-25 (UTC)
+
+  local function doc_request(id, signed, sig)
+    return {
+      authorization = "TC3-HMAC-SHA256 Credential=" .. id .. "/2019-02-25/cvm/tc3_request, SignedHeaders="
+                      .. signed .. ", Signature=" .. sig,
+      ["content-type"] = "application/json; charset=utf-8", host = "cvm.tencentcloudapi.com",
+      ["x-tc-action"] = "DescribeInstances", ["x-tc-version"] = "2017-03-12", ["x-tc-timestamp"] = tostring(TS),
+    }
+  end
+
+  local function with_cvm(f) -- the vectors are for cvm; the simulator serves ecdn and cdn
+    auth.SERVICES.cvm = true
+    local ok, err = pcall(f)
+    auth.SERVICES.cvm = nil
+    assert(ok, err)
+  end
+
+  it("accepts the documentation's vector A (content-type;host) and C (x-tc-action), and nothing else", function()
+    with_cvm(function()
+      local id, key = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
+      local cfg = { secrets = { [id] = key }, tokens = {} }
+      local h = doc_request(id, "content-type;host", "72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168")
+      local who, code = auth.verify(cfg, h, P1, TS)
+      assert.is_nil(code)
+      assert.same({ secret_id = id, service = "cvm" }, who)
+      -- the canonical request and string to sign the simulator built are the documented ones
+      local creq, sts = auth.canonical(auth.parse(h.authorization), "cvm", h.host, h, TS, P1)
+      assert.equal("POST\n/\n\ncontent-type:application/json; charset=utf-8\nhost:cvm.tencentcloudapi.com\n\n"
+                   .. "content-type;host\n35e9c5b0e3ae67532d3c9f17ead6c90222632e5b1ff7f6e89887f1398934f064", creq)
+      assert.equal("TC3-HMAC-SHA256\n1551113065\n2019-02-25/cvm/tc3_request\n"
+                   .. "5ffe6a04c0664d6b969fab9a13bdab201d63ee709638e2749d62a09ca18d7031", sts)
+      -- one changed byte anywhere is refused
+      assert.equal("AuthFailure.SignatureFailure", select(2, auth.verify(cfg, h, P1 .. " ", TS)))
+      local h2 = doc_request(id, "content-type;host",
+                             "72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525169")
+      assert.equal("AuthFailure.SignatureFailure", select(2, auth.verify(cfg, h2, P1, TS)))
+
+      local stars = ("*"):rep(32)
+      local cid = "AKID" .. stars
+      cfg = { secrets = { [cid] = stars }, tokens = {} }
+      h = doc_request(cid, "content-type;host;x-tc-action",
+                      "10b1a37a7301a02ca19a647ad722d5e43b4b3cff309d421d85b46093f6ab6c4f")
+      who, code = auth.verify(cfg, h, P1, TS)
+      assert.is_nil(code)
+      assert.equal(cid, who.secret_id)
+      local _, sts_c = auth.canonical(auth.parse(h.authorization), "cvm", h.host, h, TS, P1)
+      assert.equal("7019a55be8395899b900fb5564e4200d984910f34794a27cb3fb7d10ff6a1e84", sts_c:match("(%x+)$"))
+    end)
+  end)
+
+  it("uses no product code: no module of the simulator requires ecdn.* outside ecdn.sim", function()
+    local root = debug.getinfo(1, "S").source:match("^@(.-)/?spec/sim_auth_spec%.lua$")
+    root = (root == nil or root == "") and "." or root
+    local files = { root .. "/bin/ecdn-sim" }
+    local p = assert(io.popen("ls " .. root .. "/lua/ecdn/sim/*.lua"))
+    for f in p:lines() do files[#files + 1] = f end
+    p:close()
+    assert.is_true(#files > 5)
+    for _, path in ipairs(files) do
+      local f = assert(io.open(path, "rb"))
+      local src = f:read("*a")
+      f:close()
+      for name in src:gmatch("require%s*%(?%s*[\"']([%w%._]+)[\"']") do
+        assert.is_falsy(name:match("^ecdn") and not name:match("^ecdn%.sim"), path .. " requires " .. name)
+      end
+      assert.is_nil(src:find("ecdn/bootstrap", 1, true), path)
+    end
+  end)
+
+  it("keeps its derived-key cache bounded", function()
+    local cfg = { secrets = {}, tokens = {} }
+    for i = 1, auth.KEY_CACHE_MAX * 3 do
+      local id = ("AKIDCACHE%06d"):format(i)
+      cfg.secrets[id] = "key" .. i
+      local h = { authorization = "TC3-HMAC-SHA256 Credential=" .. id .. "/2024-01-01/ecdn/tc3_request, "
+                  .. "SignedHeaders=content-type;host, Signature=00",
+                  ["content-type"] = "application/json", host = "ecdn.tencentcloudapi.com",
+                  ["x-tc-timestamp"] = "1704067200" }
+      assert.equal("AuthFailure.SignatureFailure", select(2, auth.verify(cfg, h, "{}", 1704067200)))
+      assert.is_true(auth.key_cache_size() <= auth.KEY_CACHE_MAX)
+    end
+  end)
+end)

@@ -2,7 +2,6 @@
 -- wildcard hosts, scheme, domain list, rate limit, each with its ECDN and CDN
 -- error name; PurgePathCache, DescribePurgeTasks, DescribePurgeQuota, TaskId.
 local sim = require "support.sim"
-local socket = require "socket"
 
 local cjson = require "cjson"
 
@@ -34,17 +33,17 @@ describe("simulator purge rules", function()
   setup(function()
     s = sim.start { args = { "--rate", "0", "--seed", "3", "--batch", "3", "--quota", "5", "--url-max", "40",
                              "--domains", "a.com,B.com", "--path-batch", "2", "--path-quota", "3",
-                             "--task-ms", "1000" }, log = true }
+                             "--task-ms", "1000", "--fake-clock", "now" }, log = true }
   end)
   teardown(function() s:stop() end)
 
   it("hands out TaskIds in the service's format: <unix time>-<8 lower-case letters/digits>", function()
-    local before = os.time()
+    local now = s:set_clock(os.time() + 0.75) -- the simulator's (fake) clock
     local code, resp = call(s, "PurgeUrlsCache", urls_body { "http://a.com/taskid" }, CDN)
     assert.is_nil(code)
     local t, suffix = resp.TaskId:match("^(%d+)%-([a-z0-9]+)$")
     assert.equal(8, #suffix)
-    assert.is_true(tonumber(t) >= before - 1 and tonumber(t) <= os.time() + 1)
+    assert.equal(math.floor(now), tonumber(t))
   end)
 
   it("limits URLs per request (batch)", function()
@@ -142,6 +141,7 @@ describe("simulator purge rules", function()
   end)
 
   it("reports tasks with DescribePurgeTasks, moving from process to done after --task-ms", function()
+    s:set_clock(os.time() + 0.5) -- exact binary fractions from here: no rounding at the boundary
     local code, resp = call(s, "PurgeUrlsCache", urls_body({ "http://a.com/t1", "http://a.com/t2" },
                                                            { Area = "overseas" }), CDN)
     assert.is_nil(code)
@@ -159,9 +159,16 @@ describe("simulator purge rules", function()
     assert.same({ ["http://a.com/t1"] = true, ["http://a.com/t2"] = true }, seen)
     _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task, Status = "done" }, CDN)
     assert.equal(0, tasks.TotalCount)
-    socket.sleep(1.1)
+    s:advance(0.75) -- 750 of the 1000 ms: still in process
+    _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task, Status = "done" }, CDN)
+    assert.equal(0, tasks.TotalCount)
+    _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task, Status = "process" }, CDN)
+    assert.equal(2, tasks.TotalCount)
+    s:advance(0.25) -- exactly --task-ms after the purge: done
     _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task, Status = "done" }, CDN)
     assert.equal(2, tasks.TotalCount)
+    _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task, Status = "process" }, CDN)
+    assert.equal(0, tasks.TotalCount)
     -- Other services' tasks are not visible; filters and paging by time range.
     _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task })
     assert.equal(0, tasks.TotalCount)
@@ -182,17 +189,11 @@ describe("simulator rate limit", function()
   local s
   local OTHER = { secret_id = "AKIDOTHER000000000000000000000000000", secret_key = "otherkey" }
   setup(function()
-    s = sim.start { args = { "--rate", "3", "--seed", "4",
+    s = sim.start { args = { "--rate", "3", "--seed", "4", "--fake-clock", "now",
                              "--secret", sim.DEFAULT_SECRET_ID .. ":" .. sim.DEFAULT_SECRET_KEY,
                              "--secret", OTHER.secret_id .. ":" .. OTHER.secret_key } }
   end)
   teardown(function() s:stop() end)
-
-  -- Waits until early in a wall-clock second, so a short burst fits in it.
-  local function start_of_second()
-    local now = socket.gettime()
-    socket.sleep(math.ceil(now) - now + 0.02)
-  end
 
   it("answers RequestLimitExceeded past N requests in one second per SecretId, and recovers the next", function()
     local c = assert(sim.connect(s.port))
@@ -202,11 +203,14 @@ describe("simulator rate limit", function()
       assert.equal(200, status, raw)
       return decoded.Response.Error and decoded.Response.Error.Code
     end
-    start_of_second()
+    local second = os.time()
+    s:set_clock(second) -- the simulator's clock stands still until advanced
     local got = { code(), code(), code(), code(), code(OTHER) }
     assert.same({ false, false, false, "RequestLimitExceeded", false },
                 { got[1] or false, got[2] or false, got[3] or false, got[4] or false, got[5] or false })
-    start_of_second()
+    s:advance(0.875) -- later in the same second: still refused
+    assert.equal("RequestLimitExceeded", code())
+    s:set_clock(second + 1) -- the next second: answered again
     assert.is_nil(code())
   end)
 end)

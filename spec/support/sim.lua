@@ -54,7 +54,8 @@ local Sim = {}
 Sim.__index = Sim
 
 -- opts.args: extra simulator arguments; opts.log: true for a temp log file
--- (or a path); opts.timeout: seconds to wait for the ready line (default 10).
+-- (or a path); opts.timeout: seconds to wait for the ready line (default 10);
+-- opts.max_fds: start it under `ulimit -n N` (file-descriptor exhaustion specs).
 -- s.secret_id/s.secret_key: the default pair, or the first --secret in args.
 function M.start(opts)
   opts = opts or {}
@@ -84,6 +85,7 @@ function M.start(opts)
   local r = root()
   local cmd = table.concat({
     "echo $$ >", shell_quote(s.pid_path), ";",
+    opts.max_fds and ("ulimit -n " .. math.floor(opts.max_fds) .. " &&") or "",
     "LUA_PATH=" .. shell_quote(r .. "/lua/?.lua;" .. r .. "/lua/?/init.lua;;"),
     "LUA_CPATH=" .. shell_quote(r .. "/build/?.so;;"),
     "exec lua5.4", shell_quote(r .. "/bin/ecdn-sim"), table.concat(quoted, " "),
@@ -149,6 +151,29 @@ function Sim:stats()
   local status, body = M.http(self.port, "GET /__stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
   assert(status == 200, "GET /__stats failed: " .. tostring(status) .. " " .. tostring(body))
   return assert(cjson.decode(body))
+end
+
+-- With --fake-clock: sets the simulator's clock to t (unix seconds) and
+-- returns the new time.
+function Sim:set_clock(t)
+  return self:clock_request(string.format('{"set":%.17g}', t))
+end
+
+-- With --fake-clock: moves the simulator's clock by seconds; returns it.
+function Sim:advance(seconds)
+  return self:clock_request(string.format('{"advance":%.17g}', seconds))
+end
+
+-- With --fake-clock: the simulator's current time.
+function Sim:now()
+  return self:clock_request("{}")
+end
+
+function Sim:clock_request(body)
+  local status, raw = M.http(self.port, "POST /__clock HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                                        .. "Content-Length: " .. #body .. "\r\n\r\n" .. body)
+  assert(status == 200, "POST /__clock failed (is --fake-clock on?): " .. tostring(status) .. " " .. tostring(raw))
+  return assert(cjson.decode(raw)).now
 end
 
 ---------------------------------------------------------------------------

@@ -13,7 +13,8 @@
 --
 -- Modules: server (HTTP on cqueues, faults, stats, signals), service (routing,
 -- rules, quotas, tasks, log entries), auth (TC3 verification), faults, log,
--- json (ordered encoder), random (seeded streams), sha256 (rare auth path).
+-- json (ordered encoder), random (seeded streams). Nothing from the product
+-- (ecdn.core, ecdn.*) is used: TC3 is verified with its own code on luaossl.
 --
 -- Decisions where the real service is not documented:
 -- * Checks run in this order: Authorization format, SecretId, timestamp,
@@ -35,10 +36,15 @@
 --   failure, a failure over garbage. Failures and garbage answer before the
 --   request is processed (nothing is purged or logged); half of the drops
 --   close after processing and logging. --delay-ms applies to every request.
+-- * --fake-clock: one number replaces the wall clock for everything the
+--   service decides (auth skew, rate windows, task states, quota days, ids,
+--   log "at"); --delay-ms and the connection timeouts stay real time.
 -- * GET /__stats: {connections (TCP connections whose first request was an
---   API call), stats_connections (first request was GET /__stats), active,
+--   API call), stats_connections (first request was GET /__stats
+--   or POST /__clock), active,
 --   max_active, requests (API requests), http {status -> n}, codes {Success |
---   error code | "Garbage" -> n}, dropped, purged_urls, purged_paths}.
+--   error code | "Garbage" -> n}, dropped, accept_errors (accept failures,
+--   e.g. out of file descriptors), purged_urls, purged_paths}.
 local M = {}
 
 M.DEFAULT_SECRET_ID = "AKIDSIMULATOR00000000000000000000000"
@@ -79,7 +85,12 @@ Options:
   --drop-rate P       close without answering with probability P (half of them
                       after the purge was accepted and logged)
   --garbage-rate P    answer a non-JSON 200 body with probability P
-  --delay-ms N        wait N ms before answering each API request
+  --delay-ms N        wait N ms before answering each API request (real time)
+  --fake-clock T      for tests: the simulator's clock starts at T (unix
+                      seconds, or "now") and moves only when told by
+                      POST /__clock {"set":T} or {"advance":SECONDS}; answers
+                      {"now":T}. Drives the rate limit, --task-ms, quota days,
+                      timestamps checks and log times. Without it /__clock is 404
   --watch-stdin       exit when stdin reaches end of file (for test harnesses)
   -h, --help          show this help
 
@@ -147,6 +158,10 @@ function M.options(args)
       for d in v:gmatch("[^,%s]+") do cfg.domains[d:lower()] = true end
     elseif name == "log" then
       cfg.log = v
+    elseif name == "fake-clock" then
+      local t = v == "now" and require("socket").gettime() or (v:match("^%d+%.?%d*$") and tonumber(v))
+      if not t then return nil, "--fake-clock expects unix seconds or now" end
+      cfg.fake_clock = t
     else
       return nil, "unknown option --" .. name
     end
@@ -177,7 +192,7 @@ function M.run(cfg)
   -- Ids use their own stream so fault draws stay aligned with request order.
   local service = require("ecdn.sim.service").new(cfg, random.new(cfg.seed + 0x5eed), log)
   return require("ecdn.sim.server").run(service, faults, { port = cfg.port, watch_stdin = cfg.watch_stdin,
-                                                           log = log })
+                                                           log = log, fake_clock = cfg.fake_clock })
 end
 
 -- Command-line entry point (bin/ecdn-sim). Returns an exit status.

@@ -4,14 +4,24 @@
 local cqueues = require "cqueues"
 local csocket = require "cqueues.socket"
 local signal = require "cqueues.signal"
+local condition = require "cqueues.condition"
 local clock = require("socket").gettime -- wall clock with sub-second precision
 local json = require "ecdn.sim.json"
+local cjson = require "cjson"
 
 local M = {}
 
 local MAX_LINE = 16 * 1024          -- request line or one header line
 local MAX_HEADERS = 100
 local MAX_BODY = 10 * 1024 * 1024   -- TC3 POST limit
+M.MAX_BODY = MAX_BODY
+-- Memory bound: a body is refused (413) as soon as its declared or received
+-- size passes MAX_BODY, before those bytes are read. Bodies up to BIG_BODY
+-- are read freely; a bigger one first takes one of BIG_SLOTS slots (others
+-- wait, their senders held back by TCP), so at most BIG_SLOTS bodies over
+-- BIG_BODY are in memory at once, whatever the number of connections.
+local BIG_BODY = 256 * 1024
+local BIG_SLOTS = 2
 local IDLE_TIMEOUT = 120            -- seconds a keep-alive connection may sit idle
 local IO_TIMEOUT = 30               -- seconds for the rest of a request once it started
 
@@ -39,8 +49,29 @@ end
 local Reader = {}
 Reader.__index = Reader
 
-local function reader(con)
-  return setmetatable({ con = con, buf = "", pos = 1 }, Reader)
+-- gate: the shared big-body slots ({free = n, cond = condition}).
+local function reader(con, gate)
+  return setmetatable({ con = con, buf = "", pos = 1, gate = gate }, Reader)
+end
+
+-- Takes a big-body slot for this connection (waits for one to be free).
+function Reader:hold_big()
+  if self.big then return end
+  local gate = self.gate
+  while gate.free == 0 do gate.cond:wait() end
+  gate.free = gate.free - 1
+  self.big = true
+  -- While big bodies are read, collect when the heap doubles (not triples):
+  -- they leave tens of MB of garbage strings. Back to the default after.
+  if gate.free == BIG_SLOTS - 1 then collectgarbage("incremental", 100) end
+end
+
+function Reader:release_big()
+  if not self.big then return end
+  self.big = false
+  self.gate.free = self.gate.free + 1
+  if self.gate.free == BIG_SLOTS then collectgarbage("incremental", 200) end
+  self.gate.cond:signal(1)
 end
 
 function Reader:fill(timeout)
@@ -112,7 +143,8 @@ local function read_request(rd, con, first_timeout)
   if te and te:lower() ~= "chunked" then return nil, "unsupported transfer-encoding", 400 end
   if cl and (te or not cl:match("^%d+$") or #cl > 12) then return nil, "bad content-length", 400 end
   local length = cl and tonumber(cl) or 0
-  if length > MAX_BODY then req.too_large = true return req end
+  if length > MAX_BODY then req.too_large = true return req end -- refused unread
+  if length > BIG_BODY then rd:hold_big() end
   if (headers.expect or ""):lower() == "100-continue" and (te or length > 0) then
     con:xwrite("HTTP/1.1 100 Continue\r\n\r\n", "bn")
   end
@@ -125,7 +157,8 @@ local function read_request(rd, con, first_timeout)
       if not size then return nil, "bad chunk", 400 end
       if size == 0 then break end
       total = total + size
-      if total > MAX_BODY then req.too_large = true return req end
+      if total > MAX_BODY then req.too_large = true return req end -- counted before it is read
+      if total > BIG_BODY then rd:hold_big() end
       local chunk = rd:bytes(size, IO_TIMEOUT)
       if not chunk or rd:line(IO_TIMEOUT) ~= "" then return nil, "bad chunk", 400 end
       parts[#parts + 1] = chunk
@@ -151,13 +184,36 @@ end
 function M.run(service, faults, opts)
   local cq = cqueues.new()
   local stats = { connections = 0, stats_connections = 0, active = 0, max_active = 0, requests = 0,
-                  http = {}, codes = {}, dropped = 0 }
+                  http = {}, codes = {}, dropped = 0, accept_errors = 0 }
   local open = {} -- connection -> true, closed on stop
+  local gate = { free = BIG_SLOTS, cond = condition.new() } -- big-body slots (see BIG_BODY)
 
   local function count(status, code)
     local k = tostring(status)
     stats.http[k] = (stats.http[k] or 0) + 1
     if code then stats.codes[code] = (stats.codes[code] or 0) + 1 end
+  end
+
+  -- The service's notion of time: the wall clock, or with opts.fake_clock a
+  -- number that only POST /__clock moves.
+  local fake = opts.fake_clock
+  local function now() return fake or clock() end
+
+  -- POST /__clock {"set": T} | {"advance": S} (only with --fake-clock).
+  local function clock_request(req)
+    local ok, body = pcall(cjson.decode, req.body)
+    local t
+    if ok and type(body) == "table" then
+      if type(body.set) == "number" then t = body.set
+      elseif type(body.advance) == "number" then t = fake + body.advance
+      elseif next(body) == nil then t = fake end
+    end
+    if not t or t ~= t or t < 0 or t > 1e11 then
+      return response(400, json.encode(json.obj("error", 'expected {"set":T} or {"advance":SECONDS}')), nil,
+                      wants_close(req))
+    end
+    fake = t
+    return response(200, string.format('{"now":%.17g}', fake), nil, wants_close(req))
   end
 
   local function stats_body()
@@ -195,7 +251,7 @@ function M.run(service, faults, opts)
         "Message", "Only GET and POST are supported."), "RequestId", service.rng:uuid())))
       return response(200, body, nil, close)
     end
-    req.now = clock()
+    req.now = now()
     req.query = req.target:match("%?(.*)$") or ""
     local ok, body, code = pcall(service.handle, service, req)
     if not ok then -- a simulator bug: say so, like the service's InternalError
@@ -218,7 +274,7 @@ function M.run(service, faults, opts)
     if stats.active > stats.max_active then stats.max_active = stats.active end
     open[con] = true
     con:setmode("b", "bn")
-    local rd = reader(con)
+    local rd = reader(con, gate)
     local ok, err = pcall(function()
       while true do
         local req, why, status = read_request(rd, con, IDLE_TIMEOUT)
@@ -231,15 +287,18 @@ function M.run(service, faults, opts)
         if path == "/__stats" and req.method == "GET" then
           if not counted then stats.stats_connections = stats.stats_connections + 1 end
           out = response(200, stats_body(), nil, wants_close(req))
+        elseif path == "/__clock" and req.method == "POST" and fake and not req.too_large then
+          if not counted then stats.stats_connections = stats.stats_connections + 1 end
+          out = clock_request(req)
         else
           if not counted then stats.connections = stats.connections + 1 end
           counted = true
           if path ~= "/" then
             count(404)
             out = response(404, html_error(404), "text/html", wants_close(req))
-          elseif req.too_large then
-            count(200, "RequestSizeLimitExceeded")
-            out = response(200, json.encode(json.obj("Response", json.obj("Error", json.obj(
+          elseif req.too_large then -- the rest of the body is never read: answer, close
+            count(413, "RequestSizeLimitExceeded")
+            out = response(413, json.encode(json.obj("Response", json.obj("Error", json.obj(
               "Code", "RequestSizeLimitExceeded", "Message", "The request body exceeds 10 MB."),
               "RequestId", service.rng:uuid()))), nil, true)
             req.headers.connection = "close"
@@ -249,11 +308,15 @@ function M.run(service, faults, opts)
           end
         end
         counted = true
+        local close = wants_close(req)
+        req.body = nil -- the body's memory may go while the answer is written
+        rd:release_big()
         local sent = con:xwrite(out, "bn")
-        if not sent or wants_close(req) then return "done" end
+        if not sent or close then return "done" end
       end
     end)
     if not ok then io.stderr:write("ecdn-sim: connection error: ", tostring(err), "\n") end
+    rd:release_big()
     open[con] = nil
     stats.active = stats.active - 1
     con:close()
@@ -277,14 +340,24 @@ function M.run(service, faults, opts)
     os.exit(0)
   end
 
+  -- cqueues raises from accept on errors such as EMFILE (out of file
+  -- descriptors): catch it, back off, keep accepting. Repeated reports of the
+  -- same error are written once per second at most.
   cq:wrap(function()
+    local last_report, last_msg = -math.huge, nil
     while true do
-      local con, aerr = srv:accept()
-      if con then
+      local aok, con, aerr = pcall(srv.accept, srv)
+      if aok and con then
         cq:wrap(serve, con)
-      else -- e.g. out of file descriptors: back off, keep serving the others
-        io.stderr:write("ecdn-sim: accept: ", tostring(aerr), "\n")
-        cqueues.sleep(0.1)
+      else
+        local msg = tostring(aok and aerr or con):gsub("^.*socket:accept: ", "")
+        local mono = cqueues.monotime()
+        if msg ~= last_msg or mono - last_report >= 1 then
+          io.stderr:write("ecdn-sim: accept: ", msg, " (backing off)\n")
+          last_report, last_msg = mono, msg
+        end
+        stats.accept_errors = stats.accept_errors + 1
+        cqueues.sleep(0.05)
       end
     end
   end)
