@@ -8,7 +8,8 @@ description = {
   summary = "Purge cached URLs on Tencent Cloud ECDN/CDN: exact signing, no lost URLs, fast",
   detailed = [[
     A C module (TC3-HMAC-SHA256 and v1 signers on OpenSSL, an HTTP core on libcurl)
-    with a thin Lua layer, a local simulator of the purge service, and CLI tools.
+    with a thin Lua layer and the ecdn-purge command. The local simulator of the
+    purge service is its own rock, lua-ecdn-sim.
   ]],
   license = "MIT",
 }
@@ -26,8 +27,8 @@ build = {
     ["ecdn.core"] = {
       sources = {
         "src/buf.c", "src/core.c", "src/http.c", "src/json.c",
-        "src/lua_client.c", "src/lua_sign.c", "src/lua_util.c", "src/purge.c",
-        "src/sign.c",
+        "src/lua_client.c", "src/lua_http.c", "src/lua_request.c", "src/lua_sign.c",
+        "src/lua_util.c", "src/purge.c", "src/sign.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
@@ -35,24 +36,20 @@ build = {
       libraries = { "curl", "crypto" },
     },
     -- Lua modules (generated)
+    ["ecdn"] = "lua/ecdn/init.lua",
     ["ecdn.bootstrap"] = "lua/ecdn/bootstrap.lua",
     ["ecdn.client"] = "lua/ecdn/client.lua",
+    ["ecdn.credentials"] = "lua/ecdn/credentials.lua",
+    ["ecdn.decode"] = "lua/ecdn/decode.lua",
+    ["ecdn.endpoint"] = "lua/ecdn/endpoint.lua",
     ["ecdn.errors"] = "lua/ecdn/errors.lua",
-    ["ecdn"] = "lua/ecdn/init.lua",
-    ["ecdn.sim.auth"] = "lua/ecdn/sim/auth.lua",
-    ["ecdn.sim.faults"] = "lua/ecdn/sim/faults.lua",
-    ["ecdn.sim"] = "lua/ecdn/sim/init.lua",
-    ["ecdn.sim.json"] = "lua/ecdn/sim/json.lua",
-    ["ecdn.sim.log"] = "lua/ecdn/sim/log.lua",
-    ["ecdn.sim.random"] = "lua/ecdn/sim/random.lua",
-    ["ecdn.sim.server"] = "lua/ecdn/sim/server.lua",
-    ["ecdn.sim.service"] = "lua/ecdn/sim/service.lua",
-    ["ecdn.sim.sha256"] = "lua/ecdn/sim/sha256.lua",
+    ["ecdn.request"] = "lua/ecdn/request.lua",
+    ["ecdn.services"] = "lua/ecdn/services.lua",
+    ["ecdn.signer"] = "lua/ecdn/signer.lua",
   },
   install = {
     bin = {
       ["ecdn-purge"] = "bin/ecdn-purge",
-      ["ecdn-sim"] = "bin/ecdn-sim",
     },
   },
 }

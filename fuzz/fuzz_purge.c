@@ -52,7 +52,21 @@ static int expected_problem(const unsigned char *p, size_t n, size_t *at)
     else return ECDN_URL_SCHEME;
     for (i = host; i < n && !strchr("/?#", p[i]); i++)
         if (p[i] == '*') { *at = i; return ECDN_URL_WILDCARD; }
-    if (i == host) { *at = host; return ECDN_URL_NO_HOST; }
+    {
+        /* host = the authority after its last '@', less a ":port" outside brackets */
+        size_t a = host, e = i, k;
+        for (k = host; k < e; k++) if (p[k] == '@') a = k + 1;
+        {
+            size_t last_colon = e, last_bracket = a;
+            int seen_bracket = 0;
+            for (k = a; k < e; k++) {
+                if (p[k] == ':') last_colon = k;
+                if (p[k] == ']') { last_bracket = k; seen_bracket = 1; }
+            }
+            if (last_colon < e && (!seen_bracket || last_colon > last_bracket)) e = last_colon;
+        }
+        if (e == a || (e - a == 2 && p[a] == '[' && p[a + 1] == ']')) { *at = host; return ECDN_URL_NO_HOST; }
+    }
     return ECDN_URL_OK;
 }
 

@@ -126,3 +126,39 @@ describe("ecdn-purge", function()
     assert.truthy(out:find("usage: ecdn-purge", 1, true))
   end)
 end)
+
+describe("ecdn-purge and Ctrl-C", function()
+  -- The simulator holds the answer for a minute; SIGINT must end the CLI
+  -- long before that, with exit 130 and a word on the uncertain outcome.
+  -- (No timing is asserted: a CLI that waited would be killed by `timeout`
+  -- after 20 s and exit 124.)
+  it("ends the request in flight: exit 130, says it may or may not have been applied", function()
+    local s = sim.start { args = { "--rate", "0", "--delay-ms", "60000" } }
+    finally(function() s:stop() end)
+    local base = proc.tmpname()
+    local script = "env -u TENCENTCLOUD_SESSION_TOKEN TENCENTCLOUD_SECRET_ID=" .. proc.quote(s.secret_id)
+      .. " TENCENTCLOUD_SECRET_KEY=" .. proc.quote(s.secret_key) .. " timeout -s KILL 20 " .. proc.lua
+      .. " bin/ecdn-purge --timeout 120 --endpoint " .. s.url .. " https://www.example.com/ctrl-c"
+      .. " </dev/null 2>" .. base .. ".err & p=$!;"
+      .. " echo $p >" .. base .. ".tmp; mv " .. base .. ".tmp " .. base .. ".pid;"
+      .. " wait $p; echo $? >" .. base .. ".tmp; mv " .. base .. ".tmp " .. base .. ".rc"
+    proc.spawn("sh -c " .. proc.quote(script))
+    -- The request is in flight once the simulator has read it.
+    local deadline = os.time() + 20
+    while s:stats().requests < 1 and os.time() < deadline do os.execute("sleep 0.02") end
+    assert.equal(1, s:stats().requests)
+    local pid = assert(tonumber(proc.wait_file(base .. ".pid", 10)))
+    -- `timeout` runs the CLI as its child: signal the CLI itself.
+    local child = assert(tonumber((proc.run("pgrep -P " .. pid))))
+    os.execute("kill -INT " .. child)
+    local rc = tonumber(proc.wait_file(base .. ".rc", 30))
+    local f = assert(io.open(base .. ".err"))
+    local err = f:read("*a")
+    f:close()
+    os.remove(base .. ".pid")
+    os.remove(base .. ".rc")
+    os.remove(base .. ".err")
+    assert.equal(130, rc)
+    assert.truthy(err:find("interrupted; the request in flight may or may not have been applied", 1, true), err)
+  end)
+end)

@@ -1,7 +1,9 @@
 -- ecdn.client construction, local validation and the userdata's lifecycle:
--- nothing here needs a server (requests go to a closed port at most).
+-- requests go to a closed port at most, except where the lifecycle needs a
+-- live connection (the simulator).
 local ecdn = require "ecdn"
 local proc = require "support.proc"
+local sim = require "support.sim"
 
 local ID, KEY = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
 
@@ -69,23 +71,53 @@ describe("ecdn.client options", function()
       { c.service, c.endpoint, c.host, c.version })
   end)
 
-  it("close, __gc and __close share one idempotent destructor", function()
+  it("close() is idempotent and a closed client raises at the caller's line", function()
     local c = new()
     assert.is_true(c:close())
     assert.is_true(c:close())
     assert.equal("ecdn.client (closed)", tostring(c))
-    assert.has_error(function() c:purge { "https://www.example.com/a" } end, "purge: client is closed")
+    local ok, msg = pcall(function() c:purge { "https://www.example.com/a" } end)
+    assert.is_false(ok)
+    assert.truthy(msg:find("^spec/client_options_spec%.lua:%d+: ecdn%.client:purge: the client is closed$"), msg)
     assert.is_true(c:info().closed)
-    if _VERSION == "Lua 5.4" and not jit then
-      local chunk = assert(load([[
-        local c = ...
-        do local x <close> = c end
-        return c
-      ]]))
-      assert.equal("ecdn.client (closed)", tostring(chunk(new())))
+  end)
+
+  -- The destructor really runs: the client's connection (a file descriptor
+  -- of this process) is gone after close(), after <close> and after the
+  -- collector took an unreachable client.
+  it("close, __gc and __close each close the connection", function()
+    local s = sim.start { args = { "--rate", "0" } }
+    finally(function() s:stop() end)
+    local fds = proc.open_fds
+    local function connected()
+      local c = new { endpoint = "http://127.0.0.1:" .. s.port, secret_id = s.secret_id, secret_key = s.secret_key }
+      assert(c:purge { "https://www.example.com/gc" })
+      return c
     end
     collectgarbage()
     collectgarbage()
+    local base = fds()
+    local c = connected()
+    assert.is_true(fds() > base)
+    c:close()
+    assert.equal(base, fds(), "close()")
+    c = nil -- luacheck: ignore 311
+    connected() -- unreachable at once
+    assert.is_true(fds() > base)
+    collectgarbage()
+    collectgarbage()
+    assert.equal(base, fds(), "__gc")
+    if _VERSION == "Lua 5.4" and not jit then
+      local chunk = assert(load([[
+        local connected, fds, base = ...
+        do
+          local x <close> = connected()
+          assert(fds() > base)
+        end
+        return fds()
+      ]]))
+      assert.equal(base, chunk(connected, fds, base), "__close")
+    end
   end)
 
   it("signs and sends the endpoint's host in lower case, as the canonical form has it", function()
@@ -141,8 +173,10 @@ describe("client:purge local validation", function()
   end
 
   it("raises for a non-table argument", function()
-    assert.has_error(function() c:purge("https://www.example.com/") end,
-      "purge: urls must be a table (got string)")
+    local ok, msg = pcall(function() c:purge("https://www.example.com/") end)
+    assert.is_false(ok)
+    local want = "^spec/client_options_spec%.lua:%d+: ecdn%.client:purge: urls must be a table %(got string%)$"
+    assert.truthy(msg:find(want), msg)
     assert.has_error(function() c:purge() end)
   end)
 

@@ -171,8 +171,9 @@ describe("secret hygiene", function()
     end
     -- core.new directly, failing at each field after the key was copied.
     local base = { secret_id = ID, secret_key = CANARY, service = "ecdn", host = "h", version = "v",
-                   endpoint = "http://h/" }
-    for _, field in ipairs{ "token", "service", "host", "version", "region", "language", "endpoint", "timeout" } do
+                   url = "http://h/" }
+    assert.equal("ecdn.client", getmetatable(core.new(base))) -- the base itself is good
+    for _, field in ipairs{ "token", "service", "host", "version", "region", "language", "url", "timeout" } do
       local o = {}
       for k, v in pairs(base) do o[k] = v end
       o[field] = field == "timeout" and -1 or "bad\r\n"
@@ -247,7 +248,7 @@ describe("secret hygiene", function()
     rf:close()
     os.remove(script)
     os.remove(record)
-    assert.same({ task_id = "1700000000-abcdefgh", request_id = "rec-1" }, res)
+    assert.same({ task_id = "1700000000-abcdefgh", request_id = "rec-1", attempts = 1 }, res)
     -- The recording is the real signed request.
     assert.truthy(bytes:find("Authorization: TC3-HMAC-SHA256 Credential=" .. ID, 1, true), bytes)
     assert.truthy(bytes:find(URL, 1, true), bytes)

@@ -1,35 +1,148 @@
 #include "http.h"
+#include "version.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#if LIBCURL_VERSION_NUM < 0x075000
+#error "libcurl 7.80 or later is needed (CURLOPT_PREREQFUNCTION counts attempts)"
+#endif
+
+#define DEFAULT_MAX_BODY ((size_t)16 << 20)
+#define DEFAULT_MAX_HEADERS ((size_t)64 << 10)
+
 struct ecdn_http {
     CURL *curl;
-    size_t max_body;
-    char errbuf[CURL_ERROR_SIZE];
+    CURLM *multi;            /* owns the connection cache */
+    pid_t pid;               /* the process whose connections these are */
+    int *socks;              /* sockets curl opened for us and has not closed */
+    size_t nsocks, capsocks;
+    size_t max_body, max_headers;
     int has_proxy;
+    char errbuf[CURL_ERROR_SIZE];
 };
 
+/* One request in flight: the body to hand out and what came back. */
 typedef struct {
-    ecdn_buf *body;
-    size_t max;
-    int too_big;
-} sink;
+    const ecdn_http_request *q;
+    ecdn_http_result *r;
+    size_t max_body, max_headers;
+    size_t off;              /* next body byte to hand to curl */
+    size_t header_bytes;
+    int headers_done, body_too_big, headers_too_big, refused;
+} transfer;
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
+/* ---- process-wide state -------------------------------------------------- */
+
+static volatile sig_atomic_t g_interrupted = 0;
+static int g_wake[2] = { -1, -1 };   /* self-pipe: wakes curl_multi_poll on SIGINT */
+
+static void on_sigint(int sig)
 {
-    sink *s = (sink *)ud;
-    size_t len = size * n;
-    if (len > s->max || s->body->len > s->max - len) { /* curl: CURLE_WRITE_ERROR */
-        s->too_big = 1;
-        return 0;
+    int saved = errno;
+    (void)sig;
+    g_interrupted = 1;
+    if (g_wake[1] >= 0) {
+        ssize_t w = write(g_wake[1], "x", 1);
+        (void)w;
     }
-    if (ecdn_buf_add(s->body, p, len) != 0) return 0;
-    return len;
+    errno = saved;
 }
+
+static int cloexec_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -1;
+    return fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+int ecdn_http_catch_interrupts(void)
+{
+    struct sigaction sa;
+    if (g_wake[0] < 0) {
+        int p[2];
+        if (pipe(p) != 0) return -1;
+        if (cloexec_nonblock(p[0]) != 0 || cloexec_nonblock(p[1]) != 0) {
+            close(p[0]);
+            close(p[1]);
+            return -1;
+        }
+        g_wake[0] = p[0];
+        g_wake[1] = p[1];
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGINT, &sa, NULL);
+}
+
+int ecdn_http_interrupted(void)
+{
+    return g_interrupted != 0;
+}
+
+int ecdn_http_global_init(void)
+{
+    static int done = 0;
+    if (!done && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) done = 1;
+    return done ? 0 : -1;
+}
+
+/* ---- sockets: tracked so a forked child can detach them ------------------- */
+
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    ecdn_http *h = (ecdn_http *)ud;
+    int fd;
+    (void)purpose;
+    if (h->nsocks == h->capsocks) {
+        size_t cap = h->capsocks ? h->capsocks * 2 : 4;
+        int *p = (int *)realloc(h->socks, cap * sizeof *p);
+        if (p == NULL) return CURL_SOCKET_BAD;
+        h->socks = p;
+        h->capsocks = cap;
+    }
+    fd = socket(a->family, a->socktype, a->protocol);
+    if (fd < 0) return CURL_SOCKET_BAD;
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC); /* never leak into exec'd children */
+    h->socks[h->nsocks++] = fd;
+    return fd;
+}
+
+static int close_socket(void *ud, curl_socket_t fd)
+{
+    ecdn_http *h = (ecdn_http *)ud;
+    size_t i;
+    for (i = 0; i < h->nsocks; i++) {
+        if (h->socks[i] == fd) {
+            h->socks[i] = h->socks[--h->nsocks];
+            break;
+        }
+    }
+    return close(fd);
+}
+
+/* In a forked child: point every inherited socket at /dev/null, so that
+ * whatever curl and OpenSSL write while closing them (a TLS close_notify)
+ * never reaches the parent's peer. */
+static void detach_sockets(ecdn_http *h)
+{
+    int null = open("/dev/null", O_RDWR);
+    size_t i;
+    if (null < 0) return;
+    for (i = 0; i < h->nsocks; i++) (void)dup2(null, h->socks[i]);
+    close(null);
+}
+
+/* ---- setup ---------------------------------------------------------------- */
 
 /* Whether curl may take a proxy from the environment (the variables it reads). */
 static int env_proxy(void)
@@ -43,13 +156,11 @@ static int env_proxy(void)
     return 0;
 }
 
-static int global_ready(void)
-{
-    static int done = 0;
-    /* Reference counted by curl and thread-safe since 7.84; done once here. */
-    if (!done && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) done = 1;
-    return done;
-}
+static size_t on_body(char *p, size_t size, size_t n, void *ud);
+static size_t on_header(char *p, size_t size, size_t n, void *ud);
+static size_t on_read(char *p, size_t size, size_t n, void *ud);
+static int on_seek(void *ud, curl_off_t offset, int origin);
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port);
 
 #define SET(opt, val) \
     do { what = #opt; if ((rc = curl_easy_setopt(c, opt, val)) != CURLE_OK) goto fail; } while (0)
@@ -61,7 +172,7 @@ ecdn_http *ecdn_http_new(const ecdn_http_config *cfg, char *err, size_t errlen)
     CURLcode rc = CURLE_OK;
     const char *what = "";
 
-    if (!global_ready()) {
+    if (ecdn_http_global_init() != 0) {
         snprintf(err, errlen, "curl_global_init failed");
         return NULL;
     }
@@ -70,14 +181,16 @@ ecdn_http *ecdn_http_new(const ecdn_http_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    h->pid = getpid();
+    h->multi = curl_multi_init();
     c = h->curl = curl_easy_init();
-    if (c == NULL) {
-        free(h);
+    if (c == NULL || h->multi == NULL) {
         snprintf(err, errlen, "curl_easy_init failed");
+        ecdn_http_free(h);
         return NULL;
     }
-    h->max_body = cfg->max_body ? cfg->max_body : (size_t)16 << 20;
-    SET(CURLOPT_URL, cfg->url);
+    h->max_body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
+    h->max_headers = cfg->max_headers ? cfg->max_headers : DEFAULT_MAX_HEADERS;
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -94,9 +207,17 @@ ecdn_http *ecdn_http_new(const ecdn_http_config *cfg, char *err, size_t errlen)
     if (cfg->proxy) SET(CURLOPT_PROXY, cfg->proxy);
     h->has_proxy = cfg->proxy ? cfg->proxy[0] != '\0' : env_proxy();
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    SET(CURLOPT_USERAGENT, "lua-ecdn/0.1.0");
+    SET(CURLOPT_USERAGENT, ECDN_USER_AGENT);
     SET(CURLOPT_ERRORBUFFER, h->errbuf);
+    SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, h);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, h);
     SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_READFUNCTION, on_read);
+    SET(CURLOPT_SEEKFUNCTION, on_seek);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
     return h;
 
 fail:
@@ -108,24 +229,129 @@ fail:
 void ecdn_http_free(ecdn_http *h)
 {
     if (h == NULL) return;
+    if (h->pid != getpid()) detach_sockets(h);
+    if (h->multi) curl_multi_cleanup(h->multi); /* closes cached connections */
     if (h->curl) curl_easy_cleanup(h->curl);
+    free(h->socks);
     OPENSSL_cleanse(h, sizeof *h);
     free(h);
 }
 
+/* After fork(): leave the parent's connections alone and start afresh with
+ * the same options. */
+static int renew(ecdn_http *h)
+{
+    CURL *fresh = curl_easy_duphandle(h->curl);
+    CURLM *multi = curl_multi_init();
+    if (fresh == NULL || multi == NULL) {
+        if (fresh) curl_easy_cleanup(fresh);
+        if (multi) curl_multi_cleanup(multi);
+        return -1;
+    }
+    detach_sockets(h);
+    curl_multi_cleanup(h->multi);
+    curl_easy_cleanup(h->curl);
+    h->curl = fresh;
+    h->multi = multi;
+    curl_easy_setopt(fresh, CURLOPT_ERRORBUFFER, h->errbuf);
+    h->pid = getpid();
+    return 0;
+}
+
 void ecdn_http_result_init(ecdn_http_result *r)
 {
-    r->status = 0;
+    memset(r, 0, sizeof *r);
+    ecdn_buf_init(&r->headers);
     ecdn_buf_init(&r->body);
-    r->curl_code = 0;
-    r->error[0] = '\0';
 }
 
 void ecdn_http_result_free(ecdn_http_result *r)
 {
+    ecdn_buf_free(&r->headers);
     ecdn_buf_free(&r->body);
     r->status = 0;
 }
+
+/* ---- callbacks ------------------------------------------------------------- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    transfer *t = (transfer *)ud;
+    ecdn_buf *b = &t->r->body;
+    size_t len = size * n;
+    if (len > t->max_body || b->len > t->max_body - len) { /* curl: CURLE_WRITE_ERROR */
+        t->body_too_big = 1;
+        return 0;
+    }
+    if (ecdn_buf_add(b, p, len) != 0) return 0;
+    return len;
+}
+
+/* Keeps the header lines of the last response (1xx answers come first). */
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    transfer *t = (transfer *)ud;
+    size_t len = size * n;
+    t->header_bytes += len;
+    if (t->header_bytes > t->max_headers) {
+        t->headers_too_big = 1;
+        return 0;
+    }
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        ecdn_buf_reset(&t->r->headers);
+        t->headers_done = 0;
+        return len;
+    }
+    if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
+        t->headers_done = 1;
+        return len;
+    }
+    if (!t->headers_done && ecdn_buf_add(&t->r->headers, p, len) != 0) return 0;
+    return len;
+}
+
+static size_t on_read(char *p, size_t size, size_t n, void *ud)
+{
+    transfer *t = (transfer *)ud;
+    size_t room = size * n, left = t->q->len - t->off;
+    size_t k = left < room ? left : room;
+    memcpy(p, t->q->body + t->off, k);
+    t->off += k;
+    if (t->off == t->q->len) t->r->sent = 1; /* all of it is curl's now */
+    return k;
+}
+
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    transfer *t = (transfer *)ud;
+    if (origin != SEEK_SET || offset < 0 || (curl_off_t)t->q->len < offset) return CURL_SEEKFUNC_CANTSEEK;
+    t->off = (size_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
+/* Called each time the request is about to go out on a connection: after a
+ * reused connection died, libcurl starts over on a new one. A request that
+ * went out whole may have been acted on: it is not written again unless the
+ * caller said so. */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
+{
+    transfer *t = (transfer *)ud;
+    (void)ip, (void)local_ip, (void)port, (void)local_port;
+    if (t->r->attempts > 0 && t->r->sent && !t->q->resend) {
+        t->refused = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    t->r->attempts++;
+    t->off = 0;
+    ecdn_buf_reset(&t->r->headers);
+    ecdn_buf_reset(&t->r->body);
+    t->header_bytes = 0;
+    t->headers_done = 0;
+    if (t->q->len == 0) t->r->sent = 1; /* nothing but headers to write */
+    return CURL_PREREQFUNC_OK;
+}
+
+/* ---- headers ------------------------------------------------------------- */
 
 /* curl copies header strings with strdup; wipe the copies (they carry the
  * session token) before freeing them. */
@@ -169,60 +395,182 @@ static struct curl_slist *make_headers(const ecdn_header *headers, size_t n)
     return list;
 }
 
-int ecdn_http_post(ecdn_http *h, const ecdn_header *headers, size_t nheaders,
-                   const char *body, size_t len, ecdn_http_result *r)
+/* ---- classification -------------------------------------------------------- */
+
+static int is_tls_code(CURLcode rc)
 {
-    CURL *c = h->curl;
+    switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER: case CURLE_SSL_CACERT_BADFILE: case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED: case CURLE_SSL_ENGINE_INITFAILED: case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR: case CURLE_SSL_PINNEDPUBKEYNOTMATCH: case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT: case CURLE_SSL_SHUTDOWN_FAILED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Failures a retry cannot mend: the configuration, the certificate chain or
+ * this machine refuse the request, not the network of the moment. */
+static int is_permanent_code(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL: case CURLE_FAILED_INIT: case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN: case CURLE_OUT_OF_MEMORY: case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CERTPROBLEM: case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE: case CURLE_SSL_ENGINE_NOTFOUND: case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED: case CURLE_SSL_CRL_BADFILE: case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH: case CURLE_SSL_INVALIDCERTSTATUS: case CURLE_SSL_CLIENTCERT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int status_retryable(long status)
+{
+    return status == 408 || status == 429 || status >= 500;
+}
+
+static void classify(ecdn_http *h, transfer *t, CURLcode rc, int interrupted)
+{
+    ecdn_http_result *r = t->r;
+    r->curl_code = (int)rc;
+    if (interrupted) {
+        r->failure = ECDN_NET_INTERRUPTED;
+        r->curl_code = 0;
+        r->retryable = 0; /* the user asked to stop */
+        snprintf(r->error, sizeof r->error, "interrupted");
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->refused) {
+        r->failure = ECDN_NET_NOT_RESENT;
+        r->retryable = 1;
+        snprintf(r->error, sizeof r->error,
+                 "the connection closed after the whole request was sent, before any answer");
+    } else if (t->body_too_big) {
+        r->failure = ECDN_NET_BODY_TOO_BIG;
+        r->retryable = r->status != 200 && status_retryable(r->status);
+        snprintf(r->error, sizeof r->error, "response body larger than %lu bytes",
+                 (unsigned long)t->max_body);
+    } else if (t->headers_too_big || (rc == CURLE_OUT_OF_MEMORY && t->header_bytes > 0 && !t->headers_done)) {
+        /* libcurl itself refuses one header line over 100 KB as "out of memory" */
+        r->failure = ECDN_NET_HEADERS_TOO_BIG;
+        r->retryable = 0;
+        snprintf(r->error, sizeof r->error, "response headers larger than %lu bytes",
+                 (unsigned long)t->max_headers);
+    } else if (t->header_bytes > 0 && !t->headers_done) {
+        r->failure = ECDN_NET_PARTIAL_HEADERS;
+        r->retryable = 1;
+        snprintf(r->error, sizeof r->error, "the connection closed in the middle of the response headers");
+    } else if (rc != CURLE_OK) {
+        const char *text = h->errbuf[0] && !h->has_proxy ? h->errbuf : curl_easy_strerror(rc);
+        r->failure = ECDN_NET_CURL;
+        r->tls = is_tls_code(rc);
+        r->retryable = !is_permanent_code(rc);
+        /* curl's detailed text can quote the proxy URL, user:password included. */
+        snprintf(r->error, sizeof r->error, "%s%.240s", r->tls ? "TLS: " : "", text);
+    } else {
+        r->failure = ECDN_NET_OK;
+        r->curl_code = 0;
+        r->retryable = 0;
+    }
+    if (r->failure != ECDN_NET_OK && r->failure != ECDN_NET_BODY_TOO_BIG) r->status = 0;
+}
+
+/* ---- perform ----------------------------------------------------------------- */
+
+int ecdn_http_perform(ecdn_http *h, const ecdn_http_request *q, ecdn_http_result *r)
+{
+    CURL *c;
     struct curl_slist *list;
+    struct curl_waitfd wake;
     CURLcode rc = CURLE_OK;
-    const char *what = "";
-    sink s;
+    CURLMcode mc;
+    CURLMsg *msg;
+    transfer t;
+    int running = 0, left, interrupted = 0, post;
     long status = 0;
 
+    ecdn_buf_reset(&r->headers);
     ecdn_buf_reset(&r->body);
     r->status = 0;
-    r->curl_code = 0;
+    r->attempts = r->sent = r->failure = r->curl_code = r->tls = r->retryable = 0;
     r->error[0] = '\0';
-    h->errbuf[0] = '\0';
+    memset(&t, 0, sizeof t);
+    t.q = q;
+    t.r = r;
+    t.max_body = h->max_body;
+    t.max_headers = h->max_headers;
 
-    list = make_headers(headers, nheaders);
+    if (g_interrupted) {
+        classify(h, &t, CURLE_OK, 1);
+        return -1;
+    }
+    if (h->pid != getpid() && renew(h) != 0) {
+        r->failure = ECDN_NET_BAD_REQUEST;
+        snprintf(r->error, sizeof r->error, "out of memory");
+        return -1;
+    }
+    list = make_headers(q->headers, q->nheaders);
     if (list == NULL) {
-        r->curl_code = CURLE_OUT_OF_MEMORY;
+        r->failure = ECDN_NET_BAD_REQUEST;
         snprintf(r->error, sizeof r->error, "cannot build request headers");
         return -1;
     }
-    s.body = &r->body;
-    s.max = h->max_body;
-    s.too_big = 0;
-    SET(CURLOPT_HTTPHEADER, list);
-    SET(CURLOPT_POST, 1L);
-    SET(CURLOPT_POSTFIELDS, body ? body : "");
-    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    SET(CURLOPT_WRITEDATA, &s);
-    rc = curl_easy_perform(c);
-    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    c = h->curl;
+    h->errbuf[0] = '\0';
+    post = strcmp(q->method, "GET") != 0;
+    curl_easy_setopt(c, CURLOPT_URL, q->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    if (post) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL); /* the body comes from on_read */
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
+    } else {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(c, CURLOPT_READDATA, &t);
+    curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, &t);
 
-fail:
+    mc = curl_multi_add_handle(h->multi, c);
+    wake.fd = g_wake[0];
+    wake.events = CURL_WAIT_POLLIN;
+    wake.revents = 0;
+    while (mc == CURLM_OK) {
+        mc = curl_multi_perform(h->multi, &running);
+        if (mc != CURLM_OK || !running) break;
+        if (g_interrupted) { interrupted = 1; break; }
+        mc = curl_multi_poll(h->multi, &wake, g_wake[0] >= 0 ? 1 : 0, 1000, NULL);
+        if (g_interrupted) { interrupted = 1; break; }
+    }
+    if (mc != CURLM_OK) rc = CURLE_FAILED_INIT;
+    else if (!interrupted) {
+        rc = CURLE_FAILED_INIT;
+        while ((msg = curl_multi_info_read(h->multi, &left)) != NULL)
+            if (msg->msg == CURLMSG_DONE && msg->easy_handle == c) rc = msg->data.result;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    r->status = status;
+    curl_multi_remove_handle(h->multi, c);
+
     /* Leave no pointers into this call's memory on the reused handle. */
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, (void *)NULL);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, (void *)NULL);
+    curl_easy_setopt(c, CURLOPT_READDATA, (void *)NULL);
+    curl_easy_setopt(c, CURLOPT_SEEKDATA, (void *)NULL);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, (void *)NULL);
     free_headers(list);
-    (void)what;
-    if (rc != CURLE_OK) {
-        r->curl_code = (int)rc;
-        if (rc == CURLE_WRITE_ERROR && s.too_big)
-            snprintf(r->error, sizeof r->error, "response body larger than %lu bytes",
-                     (unsigned long)h->max_body);
-        else
-            /* curl's detailed text can quote the proxy URL, user:password included. */
-            snprintf(r->error, sizeof r->error, "%s",
-                     h->errbuf[0] && !h->has_proxy ? h->errbuf : curl_easy_strerror(rc));
+
+    classify(h, &t, rc, interrupted);
+    if (r->failure != ECDN_NET_OK) {
+        if (r->failure != ECDN_NET_BODY_TOO_BIG) ecdn_buf_reset(&r->headers);
         ecdn_buf_reset(&r->body);
         return -1;
     }
-    r->status = status;
     return 0;
 }
 
@@ -265,11 +613,20 @@ static const struct {
     { CURLE_SSL_CLIENTCERT, "CURLE_SSL_CLIENTCERT" },
 };
 
-const char *ecdn_curl_code_name(int code, char tmp[32])
+const char *ecdn_http_failure_name(const ecdn_http_result *r, char tmp[32])
 {
     size_t i;
+    switch (r->failure) {
+    case ECDN_NET_BODY_TOO_BIG: return "body_too_large";
+    case ECDN_NET_HEADERS_TOO_BIG: return "headers_too_large";
+    case ECDN_NET_PARTIAL_HEADERS: return "partial_headers";
+    case ECDN_NET_NOT_RESENT: return "closed_after_send";
+    case ECDN_NET_INTERRUPTED: return "interrupted";
+    case ECDN_NET_BAD_REQUEST: return "bad_request";
+    default: break;
+    }
     for (i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
-        if (NAMES[i].code == code) return NAMES[i].name;
-    snprintf(tmp, 32, "CURLE_%d", code);
+        if (NAMES[i].code == r->curl_code) return NAMES[i].name;
+    snprintf(tmp, 32, "CURLE_%d", r->curl_code);
     return tmp;
 }

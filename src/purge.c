@@ -34,6 +34,8 @@ static int prefix_nocase(const char *s, const char *lower)
     return 1;
 }
 
+static size_t host_length(const char *a, size_t n);
+
 int ecdn_url_check(const char *s, size_t n, size_t *at)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -59,11 +61,33 @@ int ecdn_url_check(const char *s, size_t n, size_t *at)
             return ECDN_URL_WILDCARD;
         }
     }
-    if (end == start) {
+    if (host_length(s + start, end - start) == 0) {
         *at = start;
         return ECDN_URL_NO_HOST;
     }
     return ECDN_URL_OK;
+}
+
+/* The host inside an authority "[userinfo@]host[:port]": what is left after
+ * the last '@' and without a trailing ":port" (an IPv6 literal keeps its
+ * colons inside the brackets). */
+static size_t host_length(const char *a, size_t n)
+{
+    size_t i, colon = n;
+    for (i = n; i > 0; i--) {
+        if (a[i - 1] == '@') {
+            a += i;
+            n -= i;
+            colon = n;
+            break;
+        }
+    }
+    for (i = n; i > 0; i--) {
+        if (a[i - 1] == ']') break;
+        if (a[i - 1] == ':') { colon = i - 1; break; }
+    }
+    if (colon < n) n = colon;
+    return (n == 2 && a[0] == '[' && a[1] == ']') ? 0 : n; /* "[]" names no host */
 }
 
 static const struct {
@@ -93,7 +117,8 @@ const char *ecdn_url_problem_name(int problem)
     return PROBLEMS[problem].name;
 }
 
-int ecdn_purge_body(ecdn_buf *b, const ecdn_str *urls, size_t n, size_t *index, size_t *at)
+int ecdn_list_body(ecdn_buf *b, const char *field, const ecdn_str *items, size_t n, const char *tail,
+                   size_t *index, size_t *at)
 {
     size_t i;
     int problem;
@@ -103,21 +128,30 @@ int ecdn_purge_body(ecdn_buf *b, const ecdn_str *urls, size_t n, size_t *index, 
     if (n == 0) return ECDN_URL_EMPTY_LIST;
     /* Check everything before writing, so a refused list leaves b untouched. */
     for (i = 0; i < n; i++) {
-        problem = ecdn_url_check(urls[i].ptr ? urls[i].ptr : "", urls[i].ptr ? urls[i].len : 0, at);
+        problem = ecdn_url_check(items[i].ptr ? items[i].ptr : "", items[i].ptr ? items[i].len : 0, at);
         if (problem != ECDN_URL_OK) {
             *index = i;
             return problem;
         }
     }
     *at = 0;
-    ecdn_buf_adds(b, "{\"Urls\":[");
+    ecdn_buf_adds(b, "{\"");
+    ecdn_buf_adds(b, field);
+    ecdn_buf_adds(b, "\":[");
     for (i = 0; i < n; i++) {
         if (i) ecdn_buf_addc(b, ',');
-        if (ecdn_json_add_string(b, urls[i].ptr, urls[i].len) != 0 && !b->failed) {
+        if (ecdn_json_add_string(b, items[i].ptr, items[i].len) != 0 && !b->failed) {
             *index = i; /* cannot happen after the check above; kept for safety */
             return ECDN_URL_UTF8;
         }
     }
-    ecdn_buf_adds(b, "]}");
+    ecdn_buf_addc(b, ']');
+    if (tail) ecdn_buf_adds(b, tail);
+    ecdn_buf_addc(b, '}');
     return b->failed ? ECDN_URL_NOMEM : ECDN_URL_OK;
+}
+
+int ecdn_purge_body(ecdn_buf *b, const ecdn_str *urls, size_t n, size_t *index, size_t *at)
+{
+    return ecdn_list_body(b, "Urls", urls, n, NULL, index, at);
 }

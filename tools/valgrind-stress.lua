@@ -86,7 +86,7 @@ local function pure_round(i)
   end
   -- Option errors raised from C after some buffers were copied: __gc frees them.
   expect_raise("raise: core.new fails half-way", core.new, { secret_id = "id", secret_key = "k", service = "ecdn",
-               host = "h", version = "v", endpoint = "ftp://h/" })
+               host = "h", version = "v", url = "ftp://h/" })
   expect_raise("raise: client{} bad option", ecdn.client, { secret_id = ID, secret_key = KEY, timeout = "1" })
   expect_err("client{} credential error", "ClientError.CredentialError",
              ecdn.client{ secret_id = ID, secret_key = " " .. KEY })
@@ -112,7 +112,27 @@ local function net_round(s, faults, closed_port)
   assert(c:call("DescribePurgeQuota", {}))
   tick("net: success (purge + call)")
   expect_err("net: api InvalidAction", "InvalidAction", c:call("NoSuchAction", {}))
+  -- Credentials replaced on the live client (the old ones are wiped and freed).
+  assert(c:set_credentials{ secret_id = ID, secret_key = KEY, token = "tok" })
+  expect_err("net: token refused after rotation", "AuthFailure.TokenFailure", c:purge(url))
+  assert(c:set_credentials{ secret_id = ID, secret_key = KEY })
+  assert(c:purge(url))
+  expect_raise("raise: set_credentials on a bad table", c.set_credentials, c, "x")
+  tick("net: set_credentials")
+  assert(c:purge_paths({ "https://www.example.com/dir/" }, { flush_type = "delete" }))
+  tick("net: purge_paths")
   c:close()
+
+  -- The pipeline's stages by hand, through the transport userdata.
+  local tr = core.http { timeout = 5 }
+  local target = { url = s.url, host = s.url:match("^https?://([^/]+)"), service = "ecdn", version = "2019-10-12" }
+  local body = assert(require("ecdn.request").purge_urls(url))
+  local req = require("ecdn.signer").tc3(target, { secret_id = ID, secret_key = KEY }, "PurgeUrlsCache", body,
+                                         os.time())
+  assert(require("ecdn.decode").task(tr:request(req)))
+  expect_raise("raise: http request without url", tr.request, tr, { body = "x" })
+  tr:close()
+  tick("net: stages by hand")
 
   c = client(s.url, { secret_key = KEY .. "x" })
   expect_err("net: api SignatureFailure", "AuthFailure.SignatureFailure", c:purge(url))

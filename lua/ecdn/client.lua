@@ -1,24 +1,19 @@
---- ecdn.client: the Lua half of the client (options, credentials, results
--- and error tables). The C userdata from `ecdn.core.new` does the signing and
--- the HTTP; its raw methods return status and body, and the methods defined
--- here turn those into results or `nil, err` (see lua/ecdn/errors.lua).
+--- ecdn.client: the public face of the client. Every public method lives
+-- here; the C userdata from `ecdn.core.new` runs the pipeline (build, sign,
+-- send) for each call and this layer checks arguments, decodes the answer
+-- (ecdn.decode) and keeps the per-client Lua state. Expected failures come
+-- back as `nil, err`; programming errors raise at the caller's line.
 local core = require "ecdn.core"
-local errors = require "ecdn.errors"
-local cjson = require("cjson").new() -- a private instance: our settings stay ours
+local credentials = require "ecdn.credentials"
+local decode = require "ecdn.decode"
+local endpoint = require "ecdn.endpoint"
+local request = require "ecdn.request"
+local services = require "ecdn.services"
 
 local M = {}
 
-local SERVICES = {
-  ecdn = { version = "2019-10-12" },
-  cdn = { version = "2018-06-06" },
-}
-
-local WILDCARD_CODE = {
-  ecdn = "InvalidParameter.EcdnPurgeWildcardNotAllowed",
-  cdn = "InvalidParameter.CdnPurgeWildcardNotAllowed",
-}
-
 local LANGUAGES = { ["en-US"] = true, ["zh-CN"] = true }
+local FLUSH_TYPES = { flush = true, delete = true }
 
 -- name = expected Lua type
 local OPTIONS = {
@@ -30,189 +25,143 @@ local OPTIONS = {
   clock = "function", -- for tests: returns the unix time to sign with
 }
 
--- Per-client Lua-side state (clock, service), keyed weakly by the userdata.
+-- Per-client Lua-side state (clock, service, credential source), keyed
+-- weakly by the userdata.
 local state = setmetatable({}, { __mode = "k" })
 
-local function credential_error(message)
-  return errors.new { code = "ClientError.CredentialError", message = message, kind = "client",
-                      retryable = false }
-end
-
-local function surrounding_space(s)
-  return s:find("^%s") ~= nil or s:find("%s$") ~= nil
-end
-
--- Explicit fields first, else the environment (both parts from one place).
-local function credentials(opts, getenv)
-  local id, key, token = opts.secret_id, opts.secret_key, opts.token
-  if id == nil and key == nil then
-    id, key = getenv("TENCENTCLOUD_SECRET_ID"), getenv("TENCENTCLOUD_SECRET_KEY")
-    if token == nil then token = getenv("TENCENTCLOUD_SESSION_TOKEN") end
-    if id == nil and key == nil then
-      return nil, credential_error("no credentials: pass secret_id and secret_key, or set "
-        .. "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")
-    end
-  end
-  if id == nil or id == "" then return nil, credential_error("SecretId is missing or empty") end
-  if key == nil or key == "" then return nil, credential_error("SecretKey is missing or empty") end
-  if token == "" then token = nil end
-  -- Never echo the values: they are secrets.
-  if surrounding_space(id) then return nil, credential_error("SecretId has leading or trailing whitespace") end
-  if surrounding_space(key) then return nil, credential_error("SecretKey has leading or trailing whitespace") end
-  if token and surrounding_space(token) then
-    return nil, credential_error("session token has leading or trailing whitespace")
-  end
-  return id, key, token
-end
-
--- "https://host[:port][/]" -> url with a trailing "/", host[:port]
-local function parse_endpoint(endpoint)
-  local scheme, host = endpoint:match("^(https?)://([%w%.%-%[%]:]+)/?$")
-  if not scheme or host:find("^:") or host:find(":$") then
-    error("ecdn.client: field 'endpoint' must look like https://host[:port]", 3)
-  end
-  host = host:lower() -- signed as the canonical form: lower case
-  return scheme .. "://" .. host .. "/", host
+local function fail(fn, message, level)
+  error("ecdn.client" .. fn .. ": " .. message, level + 1)
 end
 
 --- ecdn.client(opts) -> client | nil, err. Bad option names or types raise.
 function M.new(opts)
   if opts == nil then opts = {} end
-  if type(opts) ~= "table" then
-    error("ecdn.client: options must be a table (got " .. type(opts) .. ")", 2)
-  end
+  if type(opts) ~= "table" then fail("", "options must be a table (got " .. type(opts) .. ")", 2) end
   for k, v in pairs(opts) do
     local want = OPTIONS[k]
-    if not want then error("ecdn.client: unknown option '" .. tostring(k) .. "'", 2) end
+    if not want then fail("", "unknown option '" .. tostring(k) .. "'", 2) end
     if type(v) ~= want then
-      error("ecdn.client: field '" .. k .. "' must be a " .. want .. " (got " .. type(v) .. ")", 2)
+      fail("", "field '" .. k .. "' must be a " .. want .. " (got " .. type(v) .. ")", 2)
     end
   end
   local service = opts.service or "ecdn"
-  if not SERVICES[service] then error("ecdn.client: field 'service' must be \"ecdn\" or \"cdn\"", 2) end
-  if opts.language and not LANGUAGES[opts.language] then
-    error("ecdn.client: field 'language' must be \"en-US\" or \"zh-CN\"", 2)
+  if not services[service] or type(services[service]) ~= "table" then
+    fail("", "field 'service' must be \"ecdn\" or \"cdn\"", 2)
   end
-  local id, key, token = credentials(opts, os.getenv)
-  if not id then return nil, key end
-  local url, host = parse_endpoint(opts.endpoint or ("https://" .. service .. ".tencentcloudapi.com"))
-  local c = core.new {
-    secret_id = id, secret_key = key, token = token,
-    service = service, host = host, endpoint = url,
-    version = opts.version or SERVICES[service].version,
+  if opts.language and not LANGUAGES[opts.language] then
+    fail("", "field 'language' must be \"en-US\" or \"zh-CN\"", 2)
+  end
+  local url, host = endpoint.parse(opts.endpoint or ("https://" .. services[service].host))
+  if not url then fail("", "field 'endpoint' " .. host, 2) end
+  local cred, err = credentials.resolve(opts, os.getenv)
+  if not cred then return nil, err end
+  local ok, c = pcall(core.new, {
+    secret_id = cred.secret_id, secret_key = cred.secret_key, token = cred.token,
+    service = service, host = host, url = url,
+    version = opts.version or services[service].version,
     region = opts.region, language = opts.language,
     timeout = opts.timeout, connect_timeout = opts.connect_timeout,
     verify = opts.verify, cafile = opts.cafile, proxy = opts.proxy,
-  }
-  state[c] = { clock = opts.clock, service = service }
+  })
+  if not ok then error(c, 2) end
+  state[c] = { clock = opts.clock, service = service, credential_source = cred.source }
   return c
 end
 
-local function now(self)
-  local st = state[self]
+local function check_self(self, fn)
+  if getmetatable(self) ~= "ecdn.client" then
+    fail(":" .. fn, "call it as client:" .. fn .. "(...) on an ecdn.client", 3)
+  end
+  return state[self]
+end
+
+local function now(st)
   local clock = st and st.clock
   if not clock then return nil end -- C signs with time(NULL)
   local t = clock()
-  if type(t) ~= "number" or t ~= t or t < 0 then error("ecdn.client: clock() must return unix seconds", 3) end
+  if type(t) ~= "number" or t ~= t or t < 0 then fail("", "clock() must return unix seconds", 4) end
   return math.floor(t)
 end
 
--- A short, single-line excerpt of a body for messages.
-local function excerpt(body)
-  local s = body:sub(1, 120):gsub("[%c]", " ")
-  if #body > 120 then s = s .. "..." end
-  return s
-end
-
-local function parse_error(status, message, request_id)
-  return errors.new { code = "ClientError.ParseJsonError", message = message, kind = "http",
-                      status = status, request_id = request_id, retryable = true }
-end
-
---- Turns a raw answer (status, body or nil, kind, ...) into the decoded
--- Response table, or nil, err.
-local function response(status, body, a, b)
-  if status == nil then
-    return nil, errors.new { code = "ClientError.NetworkError", message = b or "network failure",
-                             detail = a, kind = "network", retryable = true }
-  end
-  local ok, doc = pcall(cjson.decode, body)
-  local resp = ok and type(doc) == "table" and doc.Response
-  if type(resp) ~= "table" then resp = nil end
-  local request_id = resp and type(resp.RequestId) == "string" and resp.RequestId or nil
-  if status ~= 200 then
-    return nil, errors.new { code = "ClientError.HttpStatusCodeError", kind = "http", status = status,
-                             message = "HTTP " .. status .. ": " .. excerpt(body), request_id = request_id,
-                             retryable = errors.retryable_status(status) }
-  end
-  if not resp or not request_id then
-    return nil, parse_error(status, "not an API response: " .. excerpt(body), request_id)
-  end
-  local e = resp.Error
-  if e ~= nil then
-    if type(e) ~= "table" or type(e.Code) ~= "string" then
-      return nil, parse_error(status, "malformed Error in response: " .. excerpt(body), request_id)
-    end
-    return nil, errors.new { code = e.Code, message = type(e.Message) == "string" and e.Message or "",
-                             request_id = request_id, kind = "api", status = status }
-  end
-  return resp
-end
-
-local function local_error(self, index, problem, reason, at)
-  local st = state[self]
-  local code = "ClientError.InvalidParameter"
-  if problem == "wildcard" then code = WILDCARD_CODE[st and st.service or "ecdn"] end
-  local message
-  if index == nil then
-    message = "urls: " .. reason
-  elseif problem == "not_string" or problem == "scheme" then
-    message = "URL #" .. index .. " " .. reason
-  else
-    message = "URL #" .. index .. " " .. reason .. " (at byte " .. at .. ")"
-  end
-  return errors.new { code = code, message = message, kind = "client", index = index,
-                      problem = problem, retryable = false }
+-- C raises only for programming errors (a closed client); they point at
+-- the caller of the public method.
+local function checked(ok, a, b)
+  if not ok then error(a, 3) end
+  return a, b
 end
 
 local methods = core.client_methods
--- Called as functions, not through self, so a non-client `self` gets the C
--- argument check ("ecdn.client expected") instead of an obscure nil call.
-local raw_purge, raw_send, raw_info = methods._purge, methods._send, methods._info
+local raw_purge, raw_purge_paths, raw_send = methods._purge, methods._purge_paths, methods._send
+local raw_info, raw_close, raw_set_credentials = methods._info, methods._close, methods._set_credentials
 
---- client:purge(urls) -> { task_id, request_id } | nil, err
+--- client:purge(urls) -> { task_id, request_id, attempts } | nil, err
 -- Sends all URLs in one PurgeUrlsCache request after local validation.
 function methods:purge(urls)
-  if type(urls) ~= "table" then
-    error("purge: urls must be a table (got " .. type(urls) .. ")", 2)
-  end
-  local status, body, a, b, c, d = raw_purge(self, urls, now(self))
-  if status == nil and body == "client" then return nil, local_error(self, a, b, c, d) end
-  local resp, err = response(status, body, a, b)
-  if not resp then return nil, err end
-  if type(resp.TaskId) ~= "string" then
-    return nil, parse_error(status, "response has no TaskId", resp.RequestId)
-  end
-  return { task_id = resp.TaskId, request_id = resp.RequestId }
+  local st = check_self(self, "purge")
+  if type(urls) ~= "table" then fail(":purge", "urls must be a table (got " .. type(urls) .. ")", 2) end
+  local raw, err = checked(pcall(raw_purge, self, urls, now(st)))
+  if raw == nil and err.kind == "client" then return nil, decode.local_error(err, st.service, "URL") end
+  return decode.task(raw, err)
 end
 
---- client:call(action, params) -> decoded Response table | nil, err
--- Any action of the client's service and version; params are JSON-encoded
--- with lua-cjson (numbers keep 14 significant digits).
+--- client:purge_paths(paths, {flush_type = "flush"|"delete"}) -> as purge
+function methods:purge_paths(paths, opts)
+  local st = check_self(self, "purge_paths")
+  if type(paths) ~= "table" then fail(":purge_paths", "paths must be a table (got " .. type(paths) .. ")", 2) end
+  local flush_type = type(opts) == "table" and opts.flush_type or nil
+  if not FLUSH_TYPES[flush_type] then
+    fail(":purge_paths", "opts.flush_type must be \"flush\" or \"delete\"", 2)
+  end
+  local raw, err = checked(pcall(raw_purge_paths, self, paths, flush_type, now(st)))
+  if raw == nil and err.kind == "client" then return nil, decode.local_error(err, st.service, "path") end
+  return decode.task(raw, err)
+end
+
+--- client:call(action, params) -> decoded Response table (plus `attempts`) | nil, err
+-- Any action of the client's service and version. Describe* actions may be
+-- written again when a kept-alive connection dies under them (they change
+-- nothing); every other action is written at most once.
 function methods:call(action, params)
+  local st = check_self(self, "call")
   if type(action) ~= "string" or not action:find("^%u%w*$") then
-    error("call: action must be an API name such as \"DescribePurgeQuota\"", 2)
+    fail(":call", "action must be an API name such as \"DescribePurgeQuota\"", 2)
   end
   if params == nil then params = {} end
-  if type(params) ~= "table" then error("call: params must be a table (got " .. type(params) .. ")", 2) end
-  local ok, body = pcall(cjson.encode, params)
-  if not ok then error("call: params cannot be encoded as JSON: " .. tostring(body), 2) end
-  return response(raw_send(self, action, body, now(self)))
+  if type(params) ~= "table" then fail(":call", "params must be a table (got " .. type(params) .. ")", 2) end
+  local ok, body = pcall(request.action, params)
+  if not ok then fail(":call", tostring(body):gsub("^[^:]*:%d+: ", ""), 2) end
+  local resend = action:find("^Describe") ~= nil
+  return decode.outcome(checked(pcall(raw_send, self, action, body, now(st), resend)))
 end
 
---- client:info() -> { service, endpoint, host, version, region, language, closed } (no secrets)
+--- client:set_credentials{secret_id, secret_key, token} -> true | nil, err
+-- Replaces the credentials of a live client (the connection stays); the old
+-- ones are wiped. Refused credentials leave the client as it was.
+function methods:set_credentials(t)
+  local st = check_self(self, "set_credentials")
+  if type(t) ~= "table" then fail(":set_credentials", "argument must be a table", 2) end
+  local ok, err = credentials.check(t.secret_id, t.secret_key, t.token)
+  if not ok then return nil, err end
+  checked(pcall(raw_set_credentials, self, {
+    secret_id = t.secret_id, secret_key = t.secret_key, token = t.token ~= "" and t.token or nil }))
+  st.credential_source = t.source or "set_credentials"
+  return true
+end
+
+--- client:info() -> { service, endpoint, host, version, region, language,
+-- closed, credential_source } (no secrets)
 function methods:info()
-  return raw_info(self)
+  local st = check_self(self, "info")
+  local info = raw_info(self)
+  info.credential_source = st and st.credential_source
+  return info
+end
+
+--- client:close() -> true. Idempotent; also on __gc and __close.
+function methods:close()
+  check_self(self, "close")
+  raw_close(self)
+  return true
 end
 
 return M

@@ -8,6 +8,9 @@
 --   kind        "api" | "network" | "http" | "client"
 --   status      HTTP status, when a response arrived
 --   detail      extra machine-readable detail (curl error name for network errors)
+--   sent        true when the request went out whole at least once, so the
+--               service may have acted on it (false: it certainly did not)
+--   attempts    network errors: how many times the request was started
 --   index       1-based position of the offending URL (local validation)
 -- tostring(err) gives one line: "Code: message (request <id>)".
 --
@@ -111,6 +114,8 @@ local codes = {
   ["ClientError.ParseJsonError"] = { "the body is not the API's JSON envelope", true },
   ["ClientError.CredentialError"] = { "no usable SecretId/SecretKey", false },
   ["ClientError.InvalidParameter"] = { "an argument failed local validation; nothing was sent", false },
+  ["ClientError.ResponseTooLarge"] = { "the response's body or headers exceed the client's cap", false },
+  ["ClientError.Interrupted"] = { "interrupted (SIGINT) while a request was in flight", false },
 }
 M.codes = codes
 

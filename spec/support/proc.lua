@@ -31,6 +31,15 @@ function M.spawn(cmd)
   return assert(pid, "spawn failed: " .. cmd)
 end
 
+--- How many file descriptors this process has open.
+function M.open_fds()
+  local n = 0
+  for name in require("lfs").dir("/proc/self/fd") do
+    if name ~= "." and name ~= ".." then n = n + 1 end
+  end
+  return n - 1 -- the directory being read
+end
+
 function M.kill(pid)
   if pid then os.execute("kill " .. math.floor(pid) .. " 2>/dev/null") end
 end

@@ -1,0 +1,62 @@
+/* Test-only: fork(), _exit() and waitpid() for Lua VMs without lua-posix
+ * (Debian ships none for Lua 5.4). Built on demand by spec/support/fork.lua;
+ * never part of the product. */
+#include <errno.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+static int l_fork(lua_State *L)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)pid);
+    return 1;
+}
+
+static int l_exit(lua_State *L)
+{
+    _exit((int)luaL_optinteger(L, 1, 0));
+    return 0;
+}
+
+/* waitpid(pid) -> pid, "exited"|"killed", code */
+static int l_wait(lua_State *L)
+{
+    int st = 0;
+    pid_t pid;
+    do pid = waitpid((pid_t)luaL_checkinteger(L, 1), &st, 0); while (pid < 0 && errno == EINTR);
+    if (pid < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)pid);
+    if (WIFEXITED(st)) {
+        lua_pushstring(L, "exited");
+        lua_pushinteger(L, WEXITSTATUS(st));
+    } else {
+        lua_pushstring(L, "killed");
+        lua_pushinteger(L, WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+    }
+    return 3;
+}
+
+int luaopen_fork_shim(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushcfunction(L, l_fork);
+    lua_setfield(L, -2, "fork");
+    lua_pushcfunction(L, l_exit);
+    lua_setfield(L, -2, "_exit");
+    lua_pushcfunction(L, l_wait);
+    lua_setfield(L, -2, "wait");
+    return 1;
+}
