@@ -18,13 +18,7 @@ local function client(endpoint, extra)
   return assert(ecdn.client(opts))
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = proc.read_file
 
 -- Starts raw_server.lua in MODE; returns its endpoint, pid and request-log path.
 local function raw_server(mode)

@@ -14,13 +14,7 @@ local function client(s)
   return assert(ecdn.client { secret_id = s.secret_id, secret_key = s.secret_key, endpoint = s.url, timeout = 10 })
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read_file = proc.read_file
 
 -- n one-URL purges of BASE-1 .. BASE-n; returns {url = task_id}, {url = error text}, the last attempts.
 local function purge_many(c, base, n)

@@ -50,6 +50,15 @@ function M.tmpname()
   return name
 end
 
+--- A whole file's contents, or nil when it cannot be read.
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 --- Waits up to `secs` for a file to exist; returns its contents or nil.
 function M.wait_file(path, secs)
   local deadline = socket.gettime() + (secs or 10)
