@@ -88,7 +88,9 @@ function M.start(opts)
     opts.max_fds and ("ulimit -n " .. math.floor(opts.max_fds) .. " &&") or "",
     "LUA_PATH=" .. shell_quote(r .. "/lua/?.lua;" .. r .. "/lua/?/init.lua;;"),
     "LUA_CPATH=" .. shell_quote(r .. "/build/?.so;;"),
-    "exec lua5.4", shell_quote(r .. "/bin/ecdn-sim"), table.concat(quoted, " "),
+    -- $ECDN_SIM_LUA: the interpreter for the simulator (make asan runs it uninstrumented).
+    "exec", shell_quote(os.getenv("ECDN_SIM_LUA") or "lua5.4"), shell_quote(r .. "/bin/ecdn-sim"),
+    table.concat(quoted, " "),
     ">", shell_quote(s.out_path), "2>", shell_quote(s.err_path) }, " ")
   s.pipe = assert(io.popen(cmd, "w"))
   local deadline = socket.gettime() + (opts.timeout or 10)
