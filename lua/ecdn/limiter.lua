@@ -1,0 +1,88 @@
+--- A sliding-window rate limiter: at most `rate` grants in ANY window of
+-- `window` seconds (the service does not document its window, so a client
+-- must be safe under every one). Exact, not approximate: the store keeps the
+-- times of the last `rate` grants, and a new grant waits until the oldest of
+-- them is `window` seconds old.
+--
+--   local limiter = require "ecdn.limiter"
+--   local lim = limiter.new{ rate = 20 }            -- per process (memory store)
+--   local wait = lim:take()    -- 0: granted now (recorded); > 0: seconds until one may be
+--   lim:penalize(2)            -- the service said RequestLimitExceeded: nothing for 2 s
+--
+-- Pluggable stores: `limiter.memory()` (this process) here, a lua_shared_dict
+-- store for all nginx workers (resty.ecdn), and later a Redis one for many
+-- machines. A store implements, atomically:
+--   store:take(now, rate, window) -> 0 (granted and recorded) | seconds to wait
+--   store:block(until_time)       -> no grant before until_time
+-- Times are seconds (floats) from the limiter's clock.
+local services = require "ecdn.services"
+
+local M = {}
+
+--- The in-process store: a ring of the last `rate` grant times.
+function M.memory()
+  local ring, head, blocked = {}, 0, -math.huge
+  local store = {}
+  function store.take(_, now, rate, window)
+    if now < blocked then return blocked - now end
+    -- ring[head + 1] is the oldest of the last `rate` grants (once full).
+    local oldest = ring[head % rate + 1]
+    if oldest and now - oldest < window then return oldest + window - now end
+    head = head % rate + 1
+    ring[head] = now
+    return 0
+  end
+  function store.block(_, until_time)
+    if until_time > blocked then blocked = until_time end
+  end
+  return store
+end
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+local function monotonic_clock()
+  local ok, socket = pcall(require, "socket")
+  if ok and socket.gettime then return socket.gettime end
+  return os.time
+end
+
+--- limiter.new{rate, window, store, clock} -> limiter. `rate` requests per
+-- `window` seconds (defaults: the service's 20 per 1 s); `store` defaults to
+-- memory(); `clock` returns seconds (default socket.gettime).
+function M.new(opts)
+  opts = opts or {}
+  local rate = opts.rate or services.RATE_PER_SECOND
+  local window = opts.window or 1.0
+  if type(rate) ~= "number" or rate < 1 or rate ~= math.floor(rate) then
+    error("ecdn.limiter: rate must be a whole number >= 1", 2)
+  end
+  if type(window) ~= "number" or window ~= window or window <= 0 then
+    error("ecdn.limiter: window must be > 0 seconds", 2)
+  end
+  return setmetatable({ rate = rate, window = window, store = opts.store or M.memory(),
+                        clock = opts.clock or monotonic_clock() }, Limiter)
+end
+
+--- lim:take() -> 0 when a request may go now (the grant is recorded), else
+-- the seconds to wait before asking again (nothing recorded).
+function Limiter:take()
+  return self.store:take(self.clock(), self.rate, self.window)
+end
+
+--- lim:penalize(seconds): the service refused for rate (other clients share
+-- the account): no grant for `seconds` from now.
+function Limiter:penalize(seconds)
+  self.store:block(self.clock() + seconds)
+end
+
+--- lim:acquire(sleep) -> waits with `sleep(seconds)` until granted.
+function Limiter:acquire(sleep)
+  while true do
+    local wait = self:take()
+    if wait <= 0 then return end
+    sleep(wait)
+  end
+end
+
+return M
