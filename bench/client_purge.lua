@@ -9,7 +9,7 @@ local socket = require "socket"
 local s = sim.start { args = { "--rate", "0", "--quota", "1000000000", "--batch", "1000" } }
 
 local function client()
-  return assert(ecdn.client { secret_id = s.secret_id, secret_key = s.secret_key, endpoint = s.url })
+  return assert(ecdn.client { secret_id = s.secret_id, secret_key = s.secret_key, endpoint = s.url, rate = 0 })
 end
 
 local function urls(n, tag)

@@ -11,7 +11,8 @@ local fork = require "support.fork"
 local N = 200
 
 local function client(s)
-  return assert(ecdn.client { secret_id = s.secret_id, secret_key = s.secret_key, endpoint = s.url, timeout = 10 })
+  return assert(ecdn.client { secret_id = s.secret_id, secret_key = s.secret_key, endpoint = s.url, timeout = 10,
+                               rate = 0 }) -- 200 purges in a row: no client-side rate limit
 end
 
 local read_file = proc.read_file

@@ -5,7 +5,7 @@ local ecdn = require "ecdn"
 local sim = require "support.sim"
 
 local function client(s, extra)
-  local opts = { secret_id = s.secret_id, secret_key = s.secret_key, endpoint = s.url, timeout = 10 }
+  local opts = { secret_id = s.secret_id, secret_key = s.secret_key, endpoint = s.url, timeout = 10, rate = 0 }
   for k, v in pairs(extra or {}) do opts[k] = v end
   return assert(ecdn.client(opts))
 end

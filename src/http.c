@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -19,17 +20,6 @@
 #define DEFAULT_MAX_BODY ((size_t)16 << 20)
 #define DEFAULT_MAX_HEADERS ((size_t)64 << 10)
 
-struct ecdn_http {
-    CURL *curl;
-    CURLM *multi;            /* owns the connection cache */
-    pid_t pid;               /* the process whose connections these are */
-    int *socks;              /* sockets curl opened for us and has not closed */
-    size_t nsocks, capsocks;
-    size_t max_body, max_headers;
-    int has_proxy;
-    char errbuf[CURL_ERROR_SIZE];
-};
-
 /* One request in flight: the body to hand out and what came back. */
 typedef struct {
     const ecdn_http_request *q;
@@ -39,6 +29,35 @@ typedef struct {
     size_t header_bytes;
     int headers_done, body_too_big, headers_too_big, refused;
 } transfer;
+
+/* A request started with ecdn_http_start: its own easy handle and copies of
+ * everything curl reads while it runs. */
+typedef struct {
+    CURL *easy;              /* NULL until first used */
+    ecdn_http_request q;     /* points into url, body, hdrs below */
+    ecdn_buf url, body;      /* wiped when the slot is freed */
+    struct curl_slist *hdrs;
+    ecdn_http_result res;
+    transfer t;
+    char errbuf[CURL_ERROR_SIZE];
+    int busy;                /* 0 free, 1 in flight, 2 orphaned by a fork */
+    int index;               /* its id */
+} slot;
+
+struct ecdn_http {
+    CURL *curl;              /* the template, and the handle of ecdn_http_perform */
+    CURLM *multi;            /* owns the connection cache */
+    slot **slots;            /* ecdn_http_start's requests; each stays put (curl holds pointers into it) */
+    size_t nslots;
+    int active;              /* slots in flight */
+    pid_t pid;               /* the process whose connections these are */
+    int *socks;              /* sockets curl opened for us and has not closed */
+    size_t nsocks, capsocks;
+    size_t max_body, max_headers;
+    int has_proxy;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
 
 /* ---- process-wide state -------------------------------------------------- */
 
@@ -226,16 +245,42 @@ fail:
     return NULL;
 }
 
+static void slot_release(ecdn_http *h, slot *sl);
+
+static void free_slots(ecdn_http *h)
+{
+    size_t i;
+    for (i = 0; i < h->nslots; i++) {
+        slot *sl = h->slots[i];
+        if (sl->busy == 1) slot_release(h, sl);
+        if (sl->easy) curl_easy_cleanup(sl->easy);
+        ecdn_buf_free(&sl->url);
+        ecdn_buf_free(&sl->body);
+        ecdn_http_result_free(&sl->res);
+        OPENSSL_cleanse(sl, sizeof *sl);
+        free(sl);
+    }
+    free(h->slots);
+    h->slots = NULL;
+    h->nslots = 0;
+    h->active = 0;
+}
+
 void ecdn_http_free(ecdn_http *h)
 {
     if (h == NULL) return;
     if (h->pid != getpid()) detach_sockets(h);
+    free_slots(h);
     if (h->multi) curl_multi_cleanup(h->multi); /* closes cached connections */
     if (h->curl) curl_easy_cleanup(h->curl);
     free(h->socks);
     OPENSSL_cleanse(h, sizeof *h);
     free(h);
 }
+
+static void orphan_slots(ecdn_http *h);
+static void set_transfer(CURL *c, transfer *t, struct curl_slist *list, const ecdn_http_request *q);
+static void clear_transfer(CURL *c);
 
 /* After fork(): leave the parent's connections alone and start afresh with
  * the same options. */
@@ -249,6 +294,7 @@ static int renew(ecdn_http *h)
         return -1;
     }
     detach_sockets(h);
+    orphan_slots(h); /* transfers the parent started are the parent's */
     curl_multi_cleanup(h->multi);
     curl_easy_cleanup(h->curl);
     h->curl = fresh;
@@ -433,7 +479,7 @@ static int status_retryable(long status)
     return status == 408 || status == 429 || status >= 500;
 }
 
-static void classify(ecdn_http *h, transfer *t, CURLcode rc, int interrupted)
+static void classify(ecdn_http *h, const char *errbuf, transfer *t, CURLcode rc, int interrupted)
 {
     ecdn_http_result *r = t->r;
     r->curl_code = (int)rc;
@@ -463,7 +509,7 @@ static void classify(ecdn_http *h, transfer *t, CURLcode rc, int interrupted)
         r->retryable = 1;
         snprintf(r->error, sizeof r->error, "the connection closed in the middle of the response headers");
     } else if (rc != CURLE_OK) {
-        const char *text = h->errbuf[0] && !h->has_proxy ? h->errbuf : curl_easy_strerror(rc);
+        const char *text = errbuf[0] && !h->has_proxy ? errbuf : curl_easy_strerror(rc);
         r->failure = ECDN_NET_CURL;
         r->tls = is_tls_code(rc);
         r->retryable = !is_permanent_code(rc);
@@ -488,7 +534,7 @@ int ecdn_http_perform(ecdn_http *h, const ecdn_http_request *q, ecdn_http_result
     CURLMcode mc;
     CURLMsg *msg;
     transfer t;
-    int running = 0, left, interrupted = 0, post;
+    int running = 0, left, interrupted = 0;
     long status = 0;
 
     ecdn_buf_reset(&r->headers);
@@ -503,12 +549,17 @@ int ecdn_http_perform(ecdn_http *h, const ecdn_http_request *q, ecdn_http_result
     t.max_headers = h->max_headers;
 
     if (g_interrupted) {
-        classify(h, &t, CURLE_OK, 1);
+        classify(h, h->errbuf, &t, CURLE_OK, 1);
         return -1;
     }
     if (h->pid != getpid() && renew(h) != 0) {
         r->failure = ECDN_NET_BAD_REQUEST;
         snprintf(r->error, sizeof r->error, "out of memory");
+        return -1;
+    }
+    if (h->active > 0) { /* their completions must not be read here */
+        r->failure = ECDN_NET_BAD_REQUEST;
+        snprintf(r->error, sizeof r->error, "requests started with start() are still in flight");
         return -1;
     }
     list = make_headers(q->headers, q->nheaders);
@@ -519,21 +570,7 @@ int ecdn_http_perform(ecdn_http *h, const ecdn_http_request *q, ecdn_http_result
     }
     c = h->curl;
     h->errbuf[0] = '\0';
-    post = strcmp(q->method, "GET") != 0;
-    curl_easy_setopt(c, CURLOPT_URL, q->url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-    if (post) {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL); /* the body comes from on_read */
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
-    } else {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(c, CURLOPT_READDATA, &t);
-    curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
-    curl_easy_setopt(c, CURLOPT_PREREQDATA, &t);
+    set_transfer(c, &t, list, q);
 
     mc = curl_multi_add_handle(h->multi, c);
     wake.fd = g_wake[0];
@@ -556,22 +593,252 @@ int ecdn_http_perform(ecdn_http *h, const ecdn_http_request *q, ecdn_http_result
     r->status = status;
     curl_multi_remove_handle(h->multi, c);
 
-    /* Leave no pointers into this call's memory on the reused handle. */
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, (void *)NULL);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, (void *)NULL);
-    curl_easy_setopt(c, CURLOPT_READDATA, (void *)NULL);
-    curl_easy_setopt(c, CURLOPT_SEEKDATA, (void *)NULL);
-    curl_easy_setopt(c, CURLOPT_PREREQDATA, (void *)NULL);
+    clear_transfer(c);
     free_headers(list);
 
-    classify(h, &t, rc, interrupted);
+    classify(h, h->errbuf, &t, rc, interrupted);
     if (r->failure != ECDN_NET_OK) {
         if (r->failure != ECDN_NET_BODY_TOO_BIG) ecdn_buf_reset(&r->headers);
         ecdn_buf_reset(&r->body);
         return -1;
     }
     return 0;
+}
+
+
+/* ---- concurrent requests ---------------------------------------------------- */
+
+static void set_transfer(CURL *c, transfer *t, struct curl_slist *list, const ecdn_http_request *q)
+{
+    curl_easy_setopt(c, CURLOPT_URL, q->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    if (strcmp(q->method, "GET") != 0) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL); /* the body comes from on_read */
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
+    } else {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(c, CURLOPT_READDATA, t);
+    curl_easy_setopt(c, CURLOPT_SEEKDATA, t);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, t);
+}
+
+/* Leave no pointers into a finished request's memory on a reused handle. */
+static void clear_transfer(CURL *c)
+{
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, (void *)NULL);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, (void *)NULL);
+    curl_easy_setopt(c, CURLOPT_READDATA, (void *)NULL);
+    curl_easy_setopt(c, CURLOPT_SEEKDATA, (void *)NULL);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, (void *)NULL);
+}
+
+static void slot_release(ecdn_http *h, slot *sl)
+{
+    if (sl->easy) {
+        curl_multi_remove_handle(h->multi, sl->easy);
+        clear_transfer(sl->easy);
+    }
+    free_headers(sl->hdrs);
+    sl->hdrs = NULL;
+    ecdn_buf_reset(&sl->url);
+    if (sl->body.data) OPENSSL_cleanse(sl->body.data, sl->body.len);
+    ecdn_buf_reset(&sl->body);
+    sl->busy = 0;
+    h->active--;
+}
+
+/* In a forked child: the parent's transfers end here, as failures that may
+ * have been applied (ecdn_http_wait reports them). */
+static void orphan_slots(ecdn_http *h)
+{
+    size_t i;
+    for (i = 0; i < h->nslots; i++) {
+        slot *sl = h->slots[i];
+        if (sl->easy) {
+            if (sl->busy) curl_multi_remove_handle(h->multi, sl->easy);
+            curl_easy_cleanup(sl->easy);
+            sl->easy = NULL;
+        }
+        if (sl->busy == 1) {
+            sl->busy = 2; /* orphaned: reported by the next wait */
+            sl->res.failure = ECDN_NET_NOT_RESENT;
+            sl->res.sent = 1;
+            sl->res.retryable = 1;
+            snprintf(sl->res.error, sizeof sl->res.error,
+                     "the process forked while this request was in flight; its outcome is unknown");
+        }
+    }
+}
+
+static slot *free_slot(ecdn_http *h, int *id)
+{
+    size_t i;
+    slot **grown, *sl;
+    for (i = 0; i < h->nslots; i++) {
+        if (!h->slots[i]->busy) {
+            *id = (int)i;
+            return h->slots[i];
+        }
+    }
+    if (h->nslots >= ECDN_HTTP_MAX_ACTIVE) return NULL;
+    grown = (slot **)realloc(h->slots, (h->nslots + 1) * sizeof *grown);
+    if (grown == NULL) return NULL;
+    h->slots = grown;
+    sl = (slot *)calloc(1, sizeof *sl);
+    if (sl == NULL) return NULL;
+    ecdn_buf_init(&sl->url);
+    ecdn_buf_init(&sl->body);
+    ecdn_http_result_init(&sl->res);
+    sl->index = (int)h->nslots;
+    h->slots[h->nslots] = sl;
+    *id = (int)h->nslots++;
+    return sl;
+}
+
+int ecdn_http_start(ecdn_http *h, const ecdn_http_request *q, char *err, size_t errlen)
+{
+    slot *sl;
+    int id = -1;
+
+    if (h->pid != getpid() && renew(h) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sl = free_slot(h, &id);
+    if (sl == NULL) {
+        snprintf(err, errlen, "more than %d requests in flight, or out of memory", ECDN_HTTP_MAX_ACTIVE);
+        return -1;
+    }
+    if (sl->easy == NULL) {
+        sl->easy = curl_easy_duphandle(h->curl); /* the template's options, a handle of its own */
+        if (sl->easy == NULL) {
+            snprintf(err, errlen, "curl_easy_duphandle failed");
+            return -1;
+        }
+        curl_easy_setopt(sl->easy, CURLOPT_ERRORBUFFER, sl->errbuf);
+        curl_easy_setopt(sl->easy, CURLOPT_PRIVATE, (void *)sl);
+    }
+    ecdn_buf_reset(&sl->url);
+    ecdn_buf_reset(&sl->body);
+    ecdn_buf_adds(&sl->url, q->url);
+    ecdn_buf_add(&sl->body, q->body ? q->body : "", q->len);
+    sl->hdrs = make_headers(q->headers, q->nheaders);
+    if (sl->url.failed || sl->body.failed || sl->hdrs == NULL) {
+        free_headers(sl->hdrs);
+        sl->hdrs = NULL;
+        snprintf(err, errlen, "cannot build the request (memory, or CR/LF/NUL in a header)");
+        return -1;
+    }
+    sl->q = *q;
+    sl->q.url = sl->url.data;
+    sl->q.body = sl->body.data ? sl->body.data : "";
+    sl->q.headers = NULL;   /* copied into hdrs */
+    sl->q.nheaders = 0;
+    ecdn_buf_reset(&sl->res.headers);
+    ecdn_buf_reset(&sl->res.body);
+    sl->res.status = 0;
+    sl->res.attempts = sl->res.sent = sl->res.failure = sl->res.curl_code = sl->res.tls = sl->res.retryable = 0;
+    sl->res.error[0] = '\0';
+    memset(&sl->t, 0, sizeof sl->t);
+    sl->t.q = &sl->q;
+    sl->t.r = &sl->res;
+    sl->t.max_body = h->max_body;
+    sl->t.max_headers = h->max_headers;
+    sl->errbuf[0] = '\0';
+    set_transfer(sl->easy, &sl->t, sl->hdrs, &sl->q);
+    if (curl_multi_add_handle(h->multi, sl->easy) != CURLM_OK) {
+        clear_transfer(sl->easy);
+        free_headers(sl->hdrs);
+        sl->hdrs = NULL;
+        snprintf(err, errlen, "curl_multi_add_handle failed");
+        return -1;
+    }
+    sl->busy = 1;
+    h->active++;
+    return id;
+}
+
+int ecdn_http_active(const ecdn_http *h)
+{
+    return h->active;
+}
+
+/* Reports one finished slot and frees it for the next request. */
+static void report(ecdn_http *h, slot *sl, int id, ecdn_http_done done, void *ud)
+{
+    int rc = sl->res.failure == ECDN_NET_OK ? 0 : -1;
+    if (rc != 0) {
+        if (sl->res.failure != ECDN_NET_BODY_TOO_BIG) ecdn_buf_reset(&sl->res.headers);
+        ecdn_buf_reset(&sl->res.body);
+    }
+    if (sl->busy == 2) { /* orphaned by a fork: nothing of it is in curl any more */
+        sl->busy = 0;
+        h->active--;
+    } else {
+        slot_release(h, sl);
+    }
+    done(ud, id, rc, &sl->res);
+    ecdn_buf_reset(&sl->res.body);
+    ecdn_buf_reset(&sl->res.headers);
+}
+
+int ecdn_http_wait(ecdn_http *h, long timeout_ms, ecdn_http_done done, void *ud)
+{
+    struct curl_waitfd wake;
+    struct timespec t0, t1;
+    CURLMsg *msg;
+    int running = 0, left, finished = 0;
+    size_t i;
+    long waited;
+
+    if (h->pid != getpid() && renew(h) != 0) return -1;
+    for (i = 0; i < h->nslots; i++) /* orphans first: they finished in the fork */
+        if (h->slots[i]->busy == 2) {
+            report(h, h->slots[i], (int)i, done, ud);
+            finished++;
+        }
+    if (finished) return finished;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    wake.fd = g_wake[0];
+    wake.events = CURL_WAIT_POLLIN;
+    wake.revents = 0;
+    for (;;) {
+        if (curl_multi_perform(h->multi, &running) != CURLM_OK) return -1;
+        while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+            slot *sl = NULL;
+            long status = 0;
+            if (msg->msg != CURLMSG_DONE) continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
+            if (sl == NULL || sl->busy != 1) continue; /* ecdn_http_perform's own handle */
+            curl_easy_getinfo(sl->easy, CURLINFO_RESPONSE_CODE, &status);
+            sl->res.status = status;
+            classify(h, sl->errbuf, &sl->t, msg->data.result, 0);
+            report(h, sl, sl->index, done, ud);
+            finished++;
+        }
+        if (finished || h->active == 0) return finished;
+        if (g_interrupted) {
+            for (i = 0; i < h->nslots; i++) {
+                slot *sl = h->slots[i];
+                if (sl->busy != 1) continue;
+                classify(h, sl->errbuf, &sl->t, CURLE_OK, 1);
+                report(h, sl, (int)i, done, ud);
+                finished++;
+            }
+            return finished;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        waited = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (waited >= timeout_ms) return 0;
+        if (curl_multi_poll(h->multi, &wake, g_wake[0] >= 0 ? 1 : 0,
+                            (int)(timeout_ms - waited < 1000 ? timeout_ms - waited : 1000), NULL) != CURLM_OK)
+            return -1;
+    }
 }
 
 static const struct {

@@ -78,6 +78,27 @@ void ecdn_http_result_free(ecdn_http_result *r);
 /* Returns 0 when an HTTP response arrived whole (any status), -1 otherwise. */
 int ecdn_http_perform(ecdn_http *h, const ecdn_http_request *q, ecdn_http_result *r);
 
+/* ---- concurrent requests over the same connection pool ------------------- */
+
+#define ECDN_HTTP_MAX_ACTIVE 64
+
+/* Starts q without waiting (the transport copies the URL, headers and body).
+ * Returns an id >= 0, or -1 with err filled (nothing was sent). */
+int ecdn_http_start(ecdn_http *h, const ecdn_http_request *q, char *err, size_t errlen);
+
+/* Called once for each finished request: rc 0 = a whole response (any
+ * status), -1 = a failure; r is valid during the call only. */
+typedef void (*ecdn_http_done)(void *ud, int id, int rc, ecdn_http_result *r);
+
+/* Drives the started requests for up to timeout_ms; returns how many
+ * finished (each reported through done), 0 on timeout, -1 on a curl failure.
+ * SIGINT (with ecdn_http_catch_interrupts) finishes every request in flight
+ * as interrupted. A forked child reports the parent's requests as failed
+ * with sent = 1. */
+int ecdn_http_wait(ecdn_http *h, long timeout_ms, ecdn_http_done done, void *ud);
+
+int ecdn_http_active(const ecdn_http *h);   /* requests started and not yet reported */
+
 /* "CURLE_COULDNT_CONNECT" etc.; the failure's name for the other ECDN_NET_*. */
 const char *ecdn_http_failure_name(const ecdn_http_result *r, char tmp[32]);
 

@@ -205,15 +205,14 @@ static long long opt_timestamp(lua_State *L, int idx, const char *fn)
     return ts;
 }
 
-/* Signs body for action and sends it; pushes the raw outcome. Everything
- * that can raise happens before curl. */
-static int sign_and_send(lua_State *L, client *c, scratch *s, ecdn_str action, ecdn_str body,
-                         long long ts, int resend, const char *fn)
+/* Signs body for action into s->sig and fills hq (headers in hs, which
+ * must have ECDN_TC3_MAX_HEADERS + 1 entries). Raises for what cannot be
+ * signed; nothing has been sent then. */
+static void sign_request(lua_State *L, client *c, scratch *s, ecdn_str action, ecdn_str body,
+                         long long ts, int resend, const char *fn, ecdn_header *hs, ecdn_http_request *hq)
 {
     static const char REQUEST_CLIENT[] = ECDN_USER_AGENT;
     ecdn_tc3_request q;
-    ecdn_http_request hq;
-    ecdn_header headers[ECDN_TC3_MAX_HEADERS + 1];
     const char *bad = NULL;
     size_t n;
     int rc;
@@ -232,31 +231,122 @@ static int sign_and_send(lua_State *L, client *c, scratch *s, ecdn_str action, e
     q.timestamp = ts;
     rc = ecdn_sign_tc3(&q, &s->sig, &bad);
     if (rc == ECDN_EFIELD || rc == ECDN_ERANGE)
-        return luaL_error(L, "ecdn.client:%s: cannot sign: field '%s' is invalid", fn, bad ? bad : "?");
+        luaL_error(L, "ecdn.client:%s: cannot sign: field '%s' is invalid", fn, bad ? bad : "?");
     if (rc != ECDN_OK)
-        return luaL_error(L, "ecdn.client:%s: cannot sign (%s)", fn, rc == ECDN_ENOMEM ? "out of memory" : "OpenSSL");
+        luaL_error(L, "ecdn.client:%s: cannot sign (%s)", fn, rc == ECDN_ENOMEM ? "out of memory" : "OpenSSL");
 
     n = s->sig.nheaders;
-    memcpy(headers, s->sig.headers, n * sizeof headers[0]);
-    headers[n].name = "X-TC-RequestClient";
-    headers[n].value.ptr = REQUEST_CLIENT;
-    headers[n].value.len = sizeof REQUEST_CLIENT - 1;
+    memcpy(hs, s->sig.headers, n * sizeof hs[0]);
+    hs[n].name = "X-TC-RequestClient";
+    hs[n].value.ptr = REQUEST_CLIENT;
+    hs[n].value.len = sizeof REQUEST_CLIENT - 1;
     n++;
 
-    memset(&hq, 0, sizeof hq);
-    hq.method = "POST";
-    hq.url = c->url.data;
-    hq.headers = headers;
-    hq.nheaders = n;
-    hq.body = body.ptr;
-    hq.len = body.len;
-    hq.resend = resend;
+    memset(hq, 0, sizeof *hq);
+    hq->method = "POST";
+    hq->url = c->url.data;
+    hq->headers = hs;
+    hq->nheaders = n;
+    hq->body = body.ptr;
+    hq->len = body.len;
+    hq->resend = resend;
+}
+
+/* Signs body for action and sends it; pushes the raw outcome. Everything
+ * that can raise happens before curl. */
+static int sign_and_send(lua_State *L, client *c, scratch *s, ecdn_str action, ecdn_str body,
+                         long long ts, int resend, const char *fn)
+{
+    ecdn_header hs[ECDN_TC3_MAX_HEADERS + 1];
+    ecdn_http_request hq;
+    int rc, n;
+    sign_request(L, c, s, action, body, ts, resend, fn, hs, &hq);
     /* No Lua calls from here until curl has returned. */
     rc = ecdn_http_perform(c->http, &hq, &s->res);
     ecdn_tc3_result_free(&s->sig);
-    n = (size_t)ecdn_push_http_outcome(L, rc, &s->res);
+    n = ecdn_push_http_outcome(L, rc, &s->res);
     ecdn_http_result_free(&s->res);
-    return (int)n;
+    return n;
+}
+
+/* client:_start(action, body [, timestamp [, resend]]) -> id | nil, failure
+ * Signs now and starts the request without waiting (see _wait). */
+static int l_start(lua_State *L)
+{
+    static const char *fn = "start";
+    client *c = check_open(L, 1, fn);
+    ecdn_header hs[ECDN_TC3_MAX_HEADERS + 1];
+    ecdn_http_request hq;
+    ecdn_str action, body;
+    char err[160];
+    long long ts;
+    scratch *s;
+    int id;
+
+    action.ptr = luaL_checklstring(L, 2, &action.len);
+    body.ptr = luaL_checklstring(L, 3, &body.len);
+    ts = opt_timestamp(L, 4, fn);
+    lua_settop(L, 5);
+    s = new_scratch(L);
+    sign_request(L, c, s, action, body, ts, lua_toboolean(L, 5), fn, hs, &hq);
+    id = ecdn_http_start(c->http, &hq, err, sizeof err);
+    ecdn_tc3_result_free(&s->sig);
+    if (id >= 0) {
+        lua_pushinteger(L, (lua_Integer)id);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_createtable(L, 0, 6);
+    lua_pushliteral(L, "network");
+    lua_setfield(L, -2, "kind");
+    lua_pushliteral(L, "bad_request");
+    lua_setfield(L, -2, "detail");
+    lua_pushstring(L, err);
+    lua_setfield(L, -2, "message");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "sent");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "retryable");
+    lua_pushinteger(L, 0);
+    lua_setfield(L, -2, "attempts");
+    return 2;
+}
+
+/* Appends {id = id, raw = ...} or {id = id, failure = ...} to the table on top. */
+static void on_done(void *ud, int id, int rc, ecdn_http_result *r)
+{
+    lua_State *L = (lua_State *)ud;
+    luaL_checkstack(L, 8, "wait");
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)id);
+    lua_setfield(L, -2, "id");
+    if (ecdn_push_http_outcome(L, rc, r) == 1) {
+        lua_setfield(L, -2, "raw");
+    } else {
+        lua_setfield(L, -3, "failure");
+        lua_pop(L, 1); /* the nil */
+    }
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+/* client:_wait(seconds) -> array of {id, raw | failure} (empty on timeout) */
+static int l_wait(lua_State *L)
+{
+    client *c = check_open(L, 1, "wait");
+    lua_Number secs = luaL_checknumber(L, 2);
+    long ms = secs <= 0 ? 0 : secs > 86400 ? 86400000L : (long)(secs * 1000.0 + 0.5);
+    lua_settop(L, 2);
+    lua_newtable(L);
+    if (ecdn_http_wait(c->http, ms, on_done, L) < 0) return luaL_error(L, "ecdn.client:wait: libcurl failed");
+    return 1;
+}
+
+/* client:_active() -> requests started and not yet reported by _wait */
+static int l_active(lua_State *L)
+{
+    client *c = check_client(L, 1);
+    lua_pushinteger(L, c->http ? ecdn_http_active(c->http) : 0);
+    return 1;
 }
 
 /* client:_send(action, body [, timestamp [, resend]]) -> raw | nil, network error */
@@ -373,6 +463,9 @@ static const luaL_Reg METHODS[] = {
     { "_purge", l_purge },
     { "_purge_paths", l_purge_paths },
     { "_set_credentials", l_set_credentials },
+    { "_start", l_start },
+    { "_wait", l_wait },
+    { "_active", l_active },
     { "_info", l_info },
     { "_close", l_close },
     { NULL, NULL },

@@ -1,7 +1,9 @@
 #include "lua_http.h"
 #include "lua_util.h"
 
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #define HTTP_MT "ecdn.http"
 #define MAX_OPTION_LEN 65536
@@ -259,6 +261,33 @@ static int l_interrupted(lua_State *L)
     return 1;
 }
 
+/* core.now() -> seconds on a monotonic clock (for limiters and deadlines). */
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* core.sleep(seconds): blocks the calling thread (not for nginx). Returns
+ * early, false, when SIGINT arrives under catch_interrupts. */
+static int l_sleep(lua_State *L)
+{
+    lua_Number secs = luaL_checknumber(L, 1);
+    struct timespec ts;
+    if (!(secs > 0)) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (secs > 86400) secs = 86400;
+    ts.tv_sec = (time_t)secs;
+    ts.tv_nsec = (long)((secs - (lua_Number)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !ecdn_http_interrupted()) {}
+    lua_pushboolean(L, !ecdn_http_interrupted());
+    return 1;
+}
+
 static const luaL_Reg HTTP_METHODS[] = {
     { "request", l_request },
     { "close", l_close },
@@ -287,4 +316,8 @@ void ecdn_open_http(lua_State *L)
     lua_setfield(L, -2, "catch_interrupts");
     lua_pushcfunction(L, l_interrupted);
     lua_setfield(L, -2, "interrupted");
+    lua_pushcfunction(L, l_now);
+    lua_setfield(L, -2, "now");
+    lua_pushcfunction(L, l_sleep);
+    lua_setfield(L, -2, "sleep");
 }

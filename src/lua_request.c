@@ -106,8 +106,30 @@ static int l_paths_body(lua_State *L)
     return build(L, "Paths", tail, "paths_body");
 }
 
+/* core.check_url(s) -> nil when s may be purged, else {problem, reason, at}
+ * (the same checks as purge_body, one URL at a time). */
+static int l_check_url(lua_State *L)
+{
+    size_t len, at = 0;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int problem = ecdn_url_check(s, len, &at);
+    if (problem == ECDN_URL_OK) return 0;
+    lua_createtable(L, 0, 4);
+    lua_pushliteral(L, "client");
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, ecdn_url_problem_name(problem));
+    lua_setfield(L, -2, "problem");
+    lua_pushstring(L, ecdn_url_problem_text(problem));
+    lua_setfield(L, -2, "reason");
+    lua_pushinteger(L, (lua_Integer)at + 1);
+    lua_setfield(L, -2, "at");
+    return 1;
+}
+
 void ecdn_open_request(lua_State *L)
 {
+    lua_pushcfunction(L, l_check_url);
+    lua_setfield(L, -2, "check_url");
     luaL_newmetatable(L, BODY_MT);
     lua_pushcfunction(L, body_gc);
     lua_setfield(L, -2, "__gc");

@@ -168,7 +168,7 @@ local ok, err = pcall(function()
   sock:close()
   for _ = 1, NET do net_round(servers.main, faults, closed_port) end
   -- One client reused for many requests (keep-alive path).
-  local c = assert(ecdn.client{ secret_id = ID, secret_key = KEY, endpoint = servers.main.url })
+  local c = assert(ecdn.client{ secret_id = ID, secret_key = KEY, endpoint = servers.main.url, rate = 0 })
   for _ = 1, NET do assert(c:purge{ "https://www.example.com/k.css" }) end
   tick("net: reused client purges")
   c:close()

@@ -3,10 +3,12 @@
 -- send) for each call and this layer checks arguments, decodes the answer
 -- (ecdn.decode) and keeps the per-client Lua state. Expected failures come
 -- back as `nil, err`; programming errors raise at the caller's line.
+local bulk = require "ecdn.bulk"
 local core = require "ecdn.core"
 local credentials = require "ecdn.credentials"
 local decode = require "ecdn.decode"
 local endpoint = require "ecdn.endpoint"
+local limiter = require "ecdn.limiter"
 local request = require "ecdn.request"
 local services = require "ecdn.services"
 
@@ -22,8 +24,13 @@ local OPTIONS = {
   region = "string", language = "string",
   timeout = "number", connect_timeout = "number",
   verify = "boolean", cafile = "string", proxy = "string",
+  rate = "number",      -- requests per second from this client (default 20; 0 = no limit)
+  limiter = "table",    -- a shared ecdn.limiter (or anything with take/penalize/acquire)
   clock = "function", -- for tests: returns the unix time to sign with
 }
+
+-- Stands in for a limiter when the client has none (rate = 0).
+local UNLIMITED = { take = function() return 0 end, penalize = function() end, acquire = function() end }
 
 -- Per-client Lua-side state (clock, service, credential source), keyed
 -- weakly by the userdata.
@@ -33,8 +40,22 @@ local function fail(fn, message, level)
   error("ecdn.client" .. fn .. ": " .. message, level + 1)
 end
 
+local function now(st)
+  local clock = st and st.clock
+  if not clock then return nil end -- C signs with time(NULL)
+  local t = clock()
+  if type(t) ~= "number" or t ~= t or t < 0 then fail("", "clock() must return unix seconds", 4) end
+  return math.floor(t)
+end
+
 --- ecdn.client(opts) -> client | nil, err. Bad option names or types raise.
 function M.new(opts)
+  -- libcurl would block the nginx worker: in a request or timer, resty.ecdn.
+  local ngx = rawget(_G, "ngx")
+  local phase = type(ngx) == "table" and type(ngx.get_phase) == "function" and ngx.get_phase()
+  if phase and phase ~= "init" and phase ~= "init_worker" and phase ~= "exit_worker" then
+    fail("", "blocks the nginx worker (phase '" .. phase .. "'): inside nginx use resty.ecdn", 2)
+  end
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then fail("", "options must be a table (got " .. type(opts) .. ")", 2) end
   for k, v in pairs(opts) do
@@ -64,7 +85,20 @@ function M.new(opts)
     verify = opts.verify, cafile = opts.cafile, proxy = opts.proxy,
   })
   if not ok then error(c, 2) end
-  state[c] = { clock = opts.clock, service = service, credential_source = cred.source }
+  local rate = opts.rate or services.RATE_PER_SECOND
+  if rate < 0 or rate ~= math.floor(rate) then fail("", "field 'rate' must be a whole number >= 0", 2) end
+  local st = { clock = opts.clock, service = service, credential_source = cred.source,
+               limiter = opts.limiter or (rate > 0 and limiter.new { rate = rate, clock = core.now }) or UNLIMITED,
+               rate = rate, now = core.now, sleep = core.sleep }
+  st.timestamp = function() return now(st) end
+  -- purge_all's own `rate` adds a job limit on top of the client's.
+  st.limiter_for = function(job_rate)
+    if not job_rate or job_rate == rate then return st.limiter end
+    local job = limiter.new { rate = job_rate, clock = core.now }
+    return { take = function() local w = job:take() if w > 0 then return w end return st.limiter:take() end,
+             penalize = function(_, secs) st.limiter:penalize(secs) end }
+  end
+  state[c] = st
   return c
 end
 
@@ -75,19 +109,18 @@ local function check_self(self, fn)
   return state[self]
 end
 
-local function now(st)
-  local clock = st and st.clock
-  if not clock then return nil end -- C signs with time(NULL)
-  local t = clock()
-  if type(t) ~= "number" or t ~= t or t < 0 then fail("", "clock() must return unix seconds", 4) end
-  return math.floor(t)
-end
-
 -- C raises only for programming errors (a closed client); they point at
 -- the caller of the public method.
 local function checked(ok, a, b)
   if not ok then error(a, 3) end
   return a, b
+end
+
+-- The client's limiter before each request; the service's own rate refusal
+-- (other clients on the account) slows every user of the limiter down.
+local function limited(st, res, err)
+  if err and err.kind == "api" and err.code:find("^RequestLimitExceeded") then st.limiter:penalize(1) end
+  return res, err
 end
 
 local methods = core.client_methods
@@ -99,9 +132,10 @@ local raw_info, raw_close, raw_set_credentials = methods._info, methods._close, 
 function methods:purge(urls)
   local st = check_self(self, "purge")
   if type(urls) ~= "table" then fail(":purge", "urls must be a table (got " .. type(urls) .. ")", 2) end
+  st.limiter:acquire(core.sleep)
   local raw, err = checked(pcall(raw_purge, self, urls, now(st)))
   if raw == nil and err.kind == "client" then return nil, decode.local_error(err, st.service, "URL") end
-  return decode.task(raw, err)
+  return limited(st, decode.task(raw, err))
 end
 
 --- client:purge_paths(paths, {flush_type = "flush"|"delete"}) -> as purge
@@ -112,9 +146,10 @@ function methods:purge_paths(paths, opts)
   if not FLUSH_TYPES[flush_type] then
     fail(":purge_paths", "opts.flush_type must be \"flush\" or \"delete\"", 2)
   end
+  st.limiter:acquire(core.sleep)
   local raw, err = checked(pcall(raw_purge_paths, self, paths, flush_type, now(st)))
   if raw == nil and err.kind == "client" then return nil, decode.local_error(err, st.service, "path") end
-  return decode.task(raw, err)
+  return limited(st, decode.task(raw, err))
 end
 
 --- client:call(action, params) -> decoded Response table (plus `attempts`) | nil, err
@@ -131,7 +166,26 @@ function methods:call(action, params)
   local ok, body = pcall(request.action, params)
   if not ok then fail(":call", tostring(body):gsub("^[^:]*:%d+: ", ""), 2) end
   local resend = action:find("^Describe") ~= nil
-  return decode.outcome(checked(pcall(raw_send, self, action, body, now(st), resend)))
+  st.limiter:acquire(core.sleep)
+  return limited(st, decode.outcome(checked(pcall(raw_send, self, action, body, now(st), resend))))
+end
+
+--- client:purge_all(urls, opts) -> report | nil, err
+-- Any number of URLs: batches, concurrency under the rate limit, retries,
+-- lookups of uncertain batches, exact accounting (see ecdn.bulk and the README).
+function methods:purge_all(urls, opts)
+  local st = check_self(self, "purge_all")
+  if type(urls) ~= "table" then fail(":purge_all", "urls must be a table (got " .. type(urls) .. ")", 2) end
+  local report, err = bulk.purge_all(self, st, urls, opts) -- not a tail call: errors name the caller's line
+  return report, err
+end
+
+--- client:wait(task_ids, {timeout, interval}) -> { [task_id] = "done"|"fail"|"process"|"unknown" }
+function methods:wait(task_ids, opts)
+  local st = check_self(self, "wait")
+  if type(task_ids) ~= "table" then fail(":wait", "task_ids must be a table", 2) end
+  if opts ~= nil and type(opts) ~= "table" then fail(":wait", "opts must be a table", 2) end
+  return bulk.wait(self, st, task_ids, opts)
 end
 
 --- client:set_credentials{secret_id, secret_key, token} -> true | nil, err

@@ -1,0 +1,406 @@
+--- The bulk engine behind client:purge_all and client:wait: any number of
+-- URLs in batches, several requests in flight (libcurl multi, driven from C)
+-- under the client's rate limiter, retries with capped, fully jittered
+-- exponential backoff, and exact accounting. A batch whose outcome is
+-- unknown (sent, then no readable answer) is looked up with
+-- DescribePurgeTasks before it is sent again, so no URL is purged twice
+-- because of a fault.
+local core = require "ecdn.core"
+local decode = require "ecdn.decode"
+local errors = require "ecdn.errors"
+local request = require "ecdn.request"
+local services = require "ecdn.services"
+
+local M = {}
+
+local DEFAULTS = { rate = services.RATE_PER_SECOND, concurrency = 4, retries = 6, max_backoff = 8,
+                   dedupe = true, quota_check = false }
+local OPTION_TYPES = { batch = "number", rate = "number", concurrency = "number", retries = "number",
+                       max_backoff = "number", deadline = "number", dedupe = "boolean",
+                       quota_check = "boolean", on_progress = "function",
+                       random = "function" } -- random: for tests, a function() -> [0, 1)
+local PROGRESS_EVERY = 0.1
+local BACKOFF_BASE = 0.25
+local LOOKUP_SLACK = 2 -- seconds before the first send a lookup's window opens
+
+local function check_opts(opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error("ecdn.client:purge_all: opts must be a table", 4) end
+  for k, v in pairs(opts) do
+    local want = OPTION_TYPES[k]
+    if not want then error("ecdn.client:purge_all: unknown option '" .. tostring(k) .. "'", 4) end
+    if type(v) ~= want then
+      error("ecdn.client:purge_all: option '" .. k .. "' must be a " .. want .. " (got " .. type(v) .. ")", 4)
+    end
+  end
+  for _, k in ipairs{ "batch", "concurrency" } do
+    local v = opts[k]
+    if v ~= nil and (v < 1 or v ~= math.floor(v)) then
+      error("ecdn.client:purge_all: option '" .. k .. "' must be a whole number >= 1", 4)
+    end
+  end
+  if opts.batch and opts.batch > services.URLS_PER_REQUEST then
+    error("ecdn.client:purge_all: option 'batch' must be at most " .. services.URLS_PER_REQUEST, 4)
+  end
+  if opts.concurrency and opts.concurrency > 64 then
+    error("ecdn.client:purge_all: option 'concurrency' must be at most 64", 4)
+  end
+  if opts.retries and (opts.retries < 0 or opts.retries ~= math.floor(opts.retries)) then
+    error("ecdn.client:purge_all: option 'retries' must be a whole number >= 0", 4)
+  end
+  for _, k in ipairs{ "max_backoff", "deadline" } do
+    local v = opts[k]
+    if v ~= nil and (v ~= v or v < 0) then error("ecdn.client:purge_all: option '" .. k .. "' must be >= 0", 4) end
+  end
+  return opts
+end
+
+-- Beijing time (UTC+8), the service's format for StartTime/EndTime.
+local function beijing(t)
+  return os.date("!%Y-%m-%d %H:%M:%S", math.floor(t) + 8 * 3600)
+end
+
+local function uncertain(err)
+  if err.kind == "network" then return err.sent == true end
+  if err.code == "ClientError.ResponseTooLarge" then return true end
+  if err.kind == "http" then return err.code == "ClientError.ParseJsonError" or (err.status or 0) >= 500 end
+  return err.code:find("^InternalError") ~= nil
+end
+
+local function day_limit(err)
+  return err.kind == "api" and err.code:find("ExceedDayLimit$") ~= nil
+end
+
+local function rate_limited(err)
+  return err.kind == "api" and err.code:find("^RequestLimitExceeded") ~= nil
+end
+
+-- Every later request would be refused the same way.
+local function refused_credentials(err)
+  return err.kind == "api" and err.code:find("^AuthFailure") ~= nil
+end
+
+-- The error of URLs that never went out because the job stopped: the
+-- stopping error, marked unsent.
+local function unsent(err)
+  local copy = {}
+  for k, v in pairs(err) do copy[k] = v end
+  copy.sent = false
+  copy.message = "not sent: " .. (err.message or "")
+  return errors.new(copy)
+end
+
+local function client_error(code, message, sent)
+  return errors.new { code = code, message = message, kind = "client", retryable = false, sent = sent or false }
+end
+
+--- purge_all(c, st, urls, opts) -> report | nil, err. `c` is the client,
+-- `st` its Lua state ({limiter, service, clock, now, sleep}).
+function M.purge_all(c, st, urls, opts)
+  opts = check_opts(opts)
+  local now, sleep = st.now, st.sleep
+  local wall = st.clock or os.time
+  local random = opts.random or math.random
+  local concurrency = opts.concurrency or DEFAULTS.concurrency
+  local max_retries = opts.retries or DEFAULTS.retries
+  local max_backoff = opts.max_backoff or DEFAULTS.max_backoff
+  local dedupe = opts.dedupe ~= false
+  local t0 = now()
+  local deadline = opts.deadline and t0 + opts.deadline
+  local limiter = st.limiter_for(opts.rate)
+
+  local report = { ok = 0, failed = 0, duplicates = 0, deduped = 0, requests = 0, retries = 0, seconds = 0,
+                   tasks = {}, errors = {} }
+  local function fail_urls(err, list)
+    report.errors[#report.errors + 1] = { err = err, urls = list }
+    report.failed = report.failed + #list
+  end
+
+  -- 1. Local checks and dedupe: what is left goes out in batches.
+  local valid, seen = {}, {}
+  local n = 0
+  for i = 1, #urls do
+    local u = urls[i]
+    if type(u) ~= "string" then
+      fail_urls(decode.local_error({ problem = "not_string", reason = "is not a string", index = i }, st.service),
+        { u })
+    elseif dedupe and seen[u] then
+      report.deduped = report.deduped + 1
+    else
+      local p = core.check_url(u)
+      if p then
+        p.index = i
+        fail_urls(decode.local_error(p, st.service), { u })
+      else
+        if dedupe then seen[u] = true end
+        n = n + 1
+        valid[n] = u
+      end
+    end
+  end
+  seen = nil -- luacheck: ignore 311 (free the set before the long part)
+  local total = n + report.failed
+
+  -- 2. Quota: refuse a job larger than what is available, before sending anything.
+  local batch_size = opts.batch or services.URLS_PER_REQUEST
+  if opts.quota_check and n > 0 then
+    local q, err = c:call("DescribePurgeQuota", {}) -- under the client's limiter
+    report.requests = report.requests + 1
+    if not q then return nil, err end
+    local quota = q.UrlPurge
+    if type(quota) == "table" and quota[1] then -- cdn: one entry per area; the smallest is the bound
+      local least
+      for _, e in ipairs(quota) do
+        if type(e) == "table" and (not least or (e.Available or 0) < (least.Available or 0)) then least = e end
+      end
+      quota = least
+    end
+    if type(quota) ~= "table" or type(quota.Available) ~= "number" then
+      return nil, client_error("ClientError.ParseJsonError", "DescribePurgeQuota answered no UrlPurge quota")
+    end
+    if n > quota.Available then
+      return nil, client_error("ClientError.QuotaExceeded", string.format(
+        "the job has %d URLs but the daily quota has %d left (of %d); nothing was sent",
+        n, quota.Available, quota.Total or -1))
+    end
+    if not opts.batch and type(quota.Batch) == "number" and quota.Batch >= 1 then
+      batch_size = math.min(quota.Batch, services.URLS_PER_REQUEST)
+    end
+  end
+
+  -- 3. The loop. A batch: {urls, tries, first_wall, due, last_err}; an
+  -- in-flight entry: {batch, lookup = bool}.
+  local next_url = 1                 -- first URL not yet in a batch
+  local ready = {}                   -- batches (retries and lookups) to start when `due`
+  local inflight, active = {}, 0
+  local stop_err                     -- day limit, deadline or interrupt: start nothing more
+  local last_progress = -math.huge
+  local done_urls = 0
+
+  local function progress(final)
+    if not opts.on_progress then return end
+    local t = now()
+    if not final and t - last_progress < PROGRESS_EVERY then return end
+    last_progress = t
+    opts.on_progress { done = done_urls, failed = report.failed, total = total, requests = report.requests,
+                       retries = report.retries, elapsed = t - t0 }
+  end
+
+  local function backoff(tries)
+    local cap = math.min(max_backoff, BACKOFF_BASE * 2 ^ (tries - 1))
+    return random() * cap
+  end
+
+  local function succeed(b, task_id, request_id)
+    report.tasks[#report.tasks + 1] = { task_id = task_id, request_id = request_id, urls = b.urls }
+    report.ok = report.ok + #b.urls
+    done_urls = done_urls + #b.urls
+  end
+
+  local function give_up(b, err)
+    fail_urls(err, b.urls)
+  end
+
+  local function schedule(b, lookup)
+    b.lookup = lookup
+    b.due = now() + (lookup and 0 or backoff(b.tries))
+    ready[#ready + 1] = b
+  end
+
+  local function on_purge(b, raw, failure)
+    local res, err = decode.task(raw, failure)
+    if res then
+      if (res.attempts or 1) >= 2 then report.duplicates = report.duplicates + #b.urls end
+      return succeed(b, res.task_id, res.request_id)
+    end
+    b.last_err = err
+    if day_limit(err) or refused_credentials(err) then
+      stop_err = stop_err or err
+      return give_up(b, err)
+    end
+    if rate_limited(err) then limiter:penalize(1) end
+    if uncertain(err) then return schedule(b, true) end -- look before sending again
+    if err.retryable and b.tries <= max_retries then return schedule(b, false) end
+    give_up(b, err)
+  end
+
+  local function on_lookup(b, raw, failure)
+    local resp, err = decode.outcome(raw, failure)
+    if resp then
+      local found, count = nil, 0
+      for _, e in ipairs(type(resp.PurgeLogs) == "table" and resp.PurgeLogs or {}) do
+        if type(e) == "table" and e.Url == b.urls[1] then
+          count = count + 1
+          found = found or e
+        end
+      end
+      if found then
+        -- Applied after all: done, under the task the service made.
+        if count >= 2 then report.duplicates = report.duplicates + #b.urls end
+        return succeed(b, decode.clean(found.TaskId, decode.MAX_ID), nil)
+      end
+      -- Not applied: it may go again.
+      if b.tries <= max_retries then return schedule(b, false) end
+      return give_up(b, b.last_err)
+    end
+    if rate_limited(err) then limiter:penalize(1) end
+    -- The lookup itself failed: the outcome is still unknown. Ask again
+    -- later (a budget of its own, as large as the sends'); never send blind.
+    b.failed_lookups = (b.failed_lookups or 0) + 1
+    if b.failed_lookups <= max_retries then
+      b.lookup = true
+      b.due = now() + backoff(b.failed_lookups)
+      ready[#ready + 1] = b
+      return
+    end
+    give_up(b, b.last_err)
+  end
+
+  local function finish(entry, raw, failure)
+    active = active - 1
+    if entry.lookup then on_lookup(entry.batch, raw, failure) else on_purge(entry.batch, raw, failure) end
+  end
+
+  local function start(b)
+    local action, body, resend
+    if b.lookup then
+      action, resend = "DescribePurgeTasks", true
+      body = request.action { PurgeType = "url", Keyword = b.urls[1],
+                              StartTime = beijing(b.first_wall - LOOKUP_SLACK),
+                              EndTime = beijing(wall() + 60), Limit = 100 }
+    else
+      action, resend = "PurgeUrlsCache", false
+      body = assert(request.purge_urls(b.urls)) -- checked URL by URL above
+      if b.tries > 0 then report.retries = report.retries + 1 end
+      b.tries = b.tries + 1
+      b.first_wall = b.first_wall or wall()
+    end
+    report.requests = report.requests + 1
+    local id, failure = c:_start(action, body, st.timestamp(), resend)
+    if not id then return finish({ batch = b, lookup = b.lookup }, nil, failure) end
+    inflight[id] = { batch = b, lookup = b.lookup }
+    active = active + 1
+  end
+
+  -- The next batch that may start now: due retries and lookups first, then new URLs.
+  local function next_ready(t)
+    local best, bi
+    for i, b in ipairs(ready) do
+      if b.due <= t and (not best or b.due < best.due) then best, bi = b, i end
+    end
+    if best then
+      table.remove(ready, bi)
+      return best
+    end
+    if next_url <= n then
+      local last = math.min(n, next_url + batch_size - 1)
+      local list = {}
+      for i = next_url, last do list[#list + 1] = valid[i] end
+      next_url = last + 1
+      return { urls = list, tries = 0 }
+    end
+  end
+
+  local function stop(err)
+    stop_err = stop_err or err
+  end
+
+  while true do
+    local t = now()
+    if not stop_err and deadline and t >= deadline then
+      stop(client_error("ClientError.Deadline", "the job's deadline passed before this batch was sent"))
+    end
+    if not stop_err and core.interrupted() then
+      stop(client_error("ClientError.Interrupted", "interrupted before this batch was sent"))
+    end
+    if stop_err then
+      -- Nothing new goes out; what waits to be sent again ends with its last error.
+      for _, b in ipairs(ready) do give_up(b, b.last_err or stop_err) end
+      ready = {}
+      if next_url <= n then
+        local list = {}
+        for i = next_url, n do list[#list + 1] = valid[i] end
+        next_url = n + 1
+        give_up({ urls = list }, stop_err.sent and unsent(stop_err) or stop_err)
+      end
+    end
+    local limited_until
+    while not stop_err and active < concurrency do
+      local b = next_ready(t)
+      if not b then break end
+      local wait = limiter:take()
+      if wait > 0 then
+        -- Not yet: put it back and come back when the limiter allows.
+        b.due = b.due or t
+        table.insert(ready, 1, b)
+        limited_until = t + wait
+        break
+      end
+      start(b)
+      t = now()
+    end
+    if active == 0 and #ready == 0 and (next_url > n or stop_err) then break end
+    -- Wake for the next thing that can start: a due batch once a slot and the
+    -- limiter allow it; otherwise for an answer (or the progress tick).
+    local wake = math.huge
+    if active < concurrency and not stop_err then
+      for _, b in ipairs(ready) do wake = math.min(wake, b.due) end
+      if next_url <= n then wake = math.min(wake, t) end
+      if limited_until then wake = math.max(wake, limited_until) end
+    end
+    if deadline and not stop_err then wake = math.min(wake, deadline) end
+    local timeout = math.max(0, math.min(wake - now(), PROGRESS_EVERY))
+    if active > 0 then
+      for _, d in ipairs(c:_wait(timeout)) do
+        local entry = inflight[d.id]
+        inflight[d.id] = nil
+        if entry then finish(entry, d.raw, d.failure) end
+      end
+    elseif timeout > 0 then
+      sleep(timeout)
+    end
+    progress(false)
+  end
+  report.seconds = now() - t0
+  progress(true)
+  -- Refused credentials before anything was purged: nothing could be sent at all.
+  if report.ok == 0 and stop_err and refused_credentials(stop_err) then return nil, stop_err end
+  return report
+end
+
+--- wait(c, st, task_ids, opts) -> { [task_id] = "done"|"fail"|"process"|"unknown" }
+-- Polls DescribePurgeTasks under the client's limiter until every task is
+-- done or failed, or opts.timeout (seconds, default 300) passes.
+function M.wait(c, st, task_ids, opts)
+  opts = opts or {}
+  local interval = opts.interval or 5
+  local stop_at = st.now() + (opts.timeout or 300)
+  local status, open = {}, {}
+  for _, id in ipairs(task_ids) do
+    status[id] = "unknown"
+    open[#open + 1] = id
+  end
+  while #open > 0 do
+    local still = {}
+    for _, id in ipairs(open) do
+      local resp = c:call("DescribePurgeTasks", { TaskId = id, Limit = 1000 })
+      local logs = resp and type(resp.PurgeLogs) == "table" and resp.PurgeLogs or nil
+      if logs and #logs > 0 then
+        local s = "done"
+        for _, e in ipairs(logs) do
+          local es = type(e) == "table" and e.Status
+          if es == "fail" then s = "fail" break end
+          if es ~= "done" then s = "process" end
+        end
+        status[id] = s
+      end
+      if status[id] ~= "done" and status[id] ~= "fail" then still[#still + 1] = id end
+    end
+    open = still
+    if #open == 0 or st.now() + interval > stop_at then break end
+    st.sleep(interval)
+  end
+  return status
+end
+
+return M

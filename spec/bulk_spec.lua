@@ -1,0 +1,281 @@
+-- client:purge_all and client:wait against the simulator: batches,
+-- accounting, the rate limiter, retries, uncertain outcomes resolved by
+-- lookup, the daily quota, the quota check, deadlines and progress.
+-- Nothing here asserts on timing.
+local ecdn = require "ecdn"
+local limiter = require "ecdn.limiter"
+local proc = require "support.proc"
+local sim = require "support.sim"
+
+local function client(s, extra)
+  local o = { secret_id = s.secret_id, secret_key = s.secret_key, endpoint = s.url, timeout = 10 }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return assert(ecdn.client(o))
+end
+
+local function urls(n, tag)
+  local t = {}
+  for i = 1, n do t[i] = "https://www.example.com/" .. tag .. "/" .. i end
+  return t
+end
+
+-- url -> how many times the simulator purged it.
+local function logged(s)
+  local count = {}
+  for _, e in ipairs(s:log_entries()) do
+    for _, u in ipairs(e.urls) do count[u] = (count[u] or 0) + 1 end
+  end
+  return count
+end
+
+-- Every distinct input URL in exactly one of tasks[*].urls or errors[*].urls.
+local function accounted(report)
+  local where = {}
+  for _, t in ipairs(report.tasks) do
+    for _, u in ipairs(t.urls) do
+      assert(where[u] == nil, "URL twice in the report: " .. tostring(u))
+      where[u] = "task"
+    end
+  end
+  for _, e in ipairs(report.errors) do
+    for _, u in ipairs(e.urls) do
+      assert(where[u] == nil, "URL twice in the report: " .. tostring(u))
+      where[u] = "error"
+    end
+  end
+  return where
+end
+
+describe("purge_all", function()
+  it("batches, dedupes, refuses bad URLs by position, and accounts for every URL once", function()
+    local s = sim.start { args = { "--rate", "0", "--quota", "1000000" }, log = true }
+    finally(function() s:stop() end)
+    local list = urls(2500, "acct")
+    list[#list + 1] = list[7]                  -- a repeat
+    list[#list + 1] = "www.example.com/noscheme" -- index 2502
+    list[#list + 1] = 42                         -- index 2503
+    list[#list + 1] = "https://@/nohost"         -- index 2504
+    local c = client(s, { rate = 0 })
+    local rep = assert(c:purge_all(list, { batch = 300 }))
+    assert.equal(2500, rep.ok)
+    assert.equal(3, rep.failed)
+    assert.equal(1, rep.deduped)
+    assert.equal(0, rep.duplicates)
+    assert.equal(9, #rep.tasks)    -- ceil(2500 / 300)
+    assert.equal(9, rep.requests)
+    assert.equal(0, rep.retries)
+    for i, t in ipairs(rep.tasks) do
+      assert.is_true(#t.urls <= 300)
+      assert.matches("^%d+%-%w+$", t.task_id, nil, "task " .. i)
+      assert.is_string(t.request_id)
+    end
+    local where = accounted(rep)
+    for i = 1, 2500 do assert.equal("task", where[list[i]]) end
+    local by_index = {}
+    for _, e in ipairs(rep.errors) do
+      assert.equal("client", e.err.kind)
+      assert.is_false(e.err.sent)
+      by_index[e.err.index] = e.err.problem
+    end
+    assert.same({ [2502] = "scheme", [2503] = "not_string", [2504] = "no_host" }, by_index)
+    -- The service saw each URL once, under the task the report names.
+    local count = logged(s)
+    for i = 1, 2500 do assert.equal(1, count[list[i]]) end
+    local task_of = {}
+    for _, e in ipairs(s:log_entries()) do task_of[e.urls[1]] = e.task_id end
+    for _, t in ipairs(rep.tasks) do assert.equal(task_of[t.urls[1]], t.task_id) end
+  end)
+
+  it("dedupe = false sends a repeated URL again", function()
+    local s = sim.start { args = { "--rate", "0" }, log = true }
+    finally(function() s:stop() end)
+    local rep = assert(client(s, { rate = 0 }):purge_all({ "https://www.example.com/r", "https://www.example.com/r" },
+      { dedupe = false, batch = 1 }))
+    assert.equal(2, rep.ok)
+    assert.equal(0, rep.deduped)
+    assert.equal(2, logged(s)["https://www.example.com/r"])
+  end)
+
+  it("keeps every 1,000 ms window at or under the rate (the limiter's own record)", function()
+    local s = sim.start { args = { "--rate", "20" }, log = true }
+    finally(function() s:stop() end)
+    -- A store that records the times of its grants.
+    local inner = limiter.memory()
+    local grants = {}
+    local store = {
+      take = function(_, now, rate, window)
+        local w = inner:take(now, rate, window)
+        if w == 0 then grants[#grants + 1] = now end
+        return w
+      end,
+      block = function(_, t) inner:block(t) end,
+    }
+    local lim = limiter.new { rate = 20, store = store, clock = require("ecdn.core").now }
+    local c = client(s, { limiter = lim })
+    local rep = assert(c:purge_all(urls(50, "rate"), { batch = 1, concurrency = 8 }))
+    assert.equal(50, rep.ok)
+    assert.is_true(#grants >= 50)
+    local j = 1
+    for i = 1, #grants do
+      while grants[i] - grants[j] >= 1.0 do j = j + 1 end
+      assert.is_true(i - j + 1 <= 20, "more than 20 grants in one second")
+    end
+  end)
+
+  it("retries what the service failed, and purges nothing twice", function()
+    local s = sim.start { args = { "--rate", "0", "--fail-rate", "0.3", "--seed", "11" }, log = true }
+    finally(function() s:stop() end)
+    local list = urls(400, "retry")
+    local rep = assert(client(s, { rate = 0 }):purge_all(list, { batch = 10, max_backoff = 0.05, retries = 20 }))
+    assert.equal(400, rep.ok)
+    assert.same({}, rep.errors)
+    assert.is_true(rep.retries > 0)
+    local count = logged(s)
+    for _, u in ipairs(list) do assert.equal(1, count[u], u) end
+    accounted(rep)
+  end)
+
+  it("resolves uncertain batches by lookup: dropped after commit, never purged twice", function()
+    local s = sim.start { args = { "--rate", "0", "--drop-rate", "0.3", "--garbage-rate", "0.1", "--seed", "5" },
+                          log = true }
+    finally(function() s:stop() end)
+    local list = urls(600, "uncertain")
+    local rep = assert(client(s, { rate = 0 }):purge_all(list, { batch = 10, max_backoff = 0.05, retries = 20 }))
+    assert.equal(600, rep.ok)
+    assert.same({}, rep.errors)
+    assert.equal(0, rep.duplicates)
+    -- Some batches were found applied by lookup: more requests than batches plus retries.
+    assert.is_true(rep.requests > 60 + rep.retries, "no lookup happened")
+    local count = logged(s)
+    for _, u in ipairs(list) do assert.equal(1, count[u], u) end
+    accounted(rep)
+  end)
+
+  it("stops at the daily quota: the rest go to errors unsent, with that error", function()
+    local s = sim.start { args = { "--rate", "0", "--quota", "250" }, log = true }
+    finally(function() s:stop() end)
+    local list = urls(1000, "day")
+    local rep = assert(client(s, { rate = 0 }):purge_all(list, { batch = 100, concurrency = 1 }))
+    assert.equal(200, rep.ok)
+    assert.equal(800, rep.failed)
+    local sent, unsent = 0, 0
+    for _, e in ipairs(rep.errors) do
+      assert.equal("LimitExceeded.EcdnPurgeUrlExceedDayLimit", e.err.code)
+      assert.is_false(e.err.retryable)
+      if e.err.sent then sent = sent + #e.urls else unsent = unsent + #e.urls end
+    end
+    assert.equal(100, sent)   -- the batch the service refused
+    assert.equal(700, unsent) -- never sent
+    assert.equal(3, rep.requests)
+    accounted(rep)
+  end)
+
+  it("quota_check refuses a job larger than what is available, before sending anything", function()
+    local s = sim.start { args = { "--rate", "0", "--quota", "100", "--batch", "40" }, log = true }
+    finally(function() s:stop() end)
+    local c = client(s, { rate = 0 })
+    local rep, err = c:purge_all(urls(150, "quota"), { quota_check = true })
+    assert.is_nil(rep)
+    assert.equal("ClientError.QuotaExceeded", err.code)
+    assert.is_false(err.sent)
+    assert.truthy(err.message:find("150", 1, true))
+    assert.same({}, s:log_entries())
+    -- Within the quota: the batch size comes from DescribePurgeQuota's Batch.
+    rep = assert(c:purge_all(urls(90, "quota-ok"), { quota_check = true }))
+    assert.equal(90, rep.ok)
+    assert.equal(3, #rep.tasks) -- 40 + 40 + 10
+    assert.equal(4, rep.requests) -- the quota lookup counts
+  end)
+
+  it("a deadline already passed sends nothing and says why", function()
+    local s = sim.start { args = { "--rate", "0" }, log = true }
+    finally(function() s:stop() end)
+    local rep = assert(client(s, { rate = 0 }):purge_all(urls(30, "deadline"), { deadline = 0, batch = 10 }))
+    assert.equal(0, rep.ok)
+    assert.equal(30, rep.failed)
+    assert.equal("ClientError.Deadline", rep.errors[1].err.code)
+    assert.is_false(rep.errors[1].err.sent)
+    assert.same({}, s:log_entries())
+  end)
+
+  it("refused credentials: nil, err (nothing could be sent)", function()
+    local s = sim.start { args = { "--rate", "0" }, log = true }
+    finally(function() s:stop() end)
+    local c = client(s, { secret_key = "wrong-key", rate = 0 })
+    local rep, err = c:purge_all(urls(50, "auth"), { batch = 10 })
+    assert.is_nil(rep)
+    assert.equal("AuthFailure.SignatureFailure", err.code)
+  end)
+
+  it("reports progress: done only grows, and the last call has the totals", function()
+    local s = sim.start { args = { "--rate", "0" } }
+    finally(function() s:stop() end)
+    local calls = {}
+    local rep = assert(client(s, { rate = 0 }):purge_all(urls(500, "progress"), {
+      batch = 50, on_progress = function(p) calls[#calls + 1] = p end }))
+    assert.is_true(#calls >= 1)
+    for i = 2, #calls do assert.is_true(calls[i].done >= calls[i - 1].done) end
+    local last = calls[#calls]
+    assert.same({ 500, 0, 500, rep.requests, rep.retries },
+      { last.done, last.failed, last.total, last.requests, last.retries })
+    assert.is_number(last.elapsed)
+  end)
+
+  it("wait: polls DescribePurgeTasks until each task is done or failed", function()
+    local s = sim.start { args = { "--rate", "0", "--fake-clock", "now", "--task-ms", "1000",
+                                   "--task-fail-rate", "0.5", "--seed", "3" } }
+    finally(function() s:stop() end)
+    local c = client(s, { rate = 0, clock = function() return s:now() end })
+    local rep = assert(c:purge_all(urls(60, "wait"), { batch = 10 }))
+    local ids = {}
+    for _, t in ipairs(rep.tasks) do ids[#ids + 1] = t.task_id end
+    local st = c:wait(ids, { timeout = 0, interval = 0 })
+    for _, id in ipairs(ids) do assert.equal("process", st[id]) end
+    s:advance(1)
+    st = c:wait(ids, { timeout = 0, interval = 0 })
+    local seen = {}
+    for _, id in ipairs(ids) do
+      assert.truthy(st[id] == "done" or st[id] == "fail", st[id])
+      seen[st[id]] = true
+    end
+    assert.is_true(seen.done and seen.fail, "the seed should give both outcomes")
+    assert.same({ ["1-unknown"] = "unknown" }, c:wait({ "1-unknown" }, { timeout = 0, interval = 0 }))
+  end)
+
+  it("refuses bad options at the caller's line", function()
+    local c = assert(ecdn.client { secret_id = "AKIDx", secret_key = "k", endpoint = "http://127.0.0.1:1" })
+    for opt, v in pairs { batch = 0, concurrency = 1.5, retries = -1, rate = "20", bogus = 1 } do
+      local ok, msg = pcall(function() c:purge_all({ "https://www.example.com/a" }, { [opt] = v }) end)
+      assert.is_false(ok)
+      assert.truthy(msg:find("^spec/bulk_spec%.lua:%d+: ecdn%.client:purge_all: "), msg)
+      assert.truthy(msg:find(opt, 1, true), msg)
+    end
+    local ok, msg = pcall(function() c:purge_all("x") end)
+    assert.is_false(ok)
+    assert.truthy(msg:find("urls must be a table", 1, true))
+  end)
+
+  it("100,000 URLs stay under 64 MiB peak RSS for the whole process", function()
+    local s = sim.start { args = { "--rate", "0", "--quota", "1000000" } }
+    finally(function() s:stop() end)
+    local script = [[
+      local ecdn = require "ecdn"
+      local c = assert(ecdn.client { secret_id = arg[1], secret_key = arg[2], endpoint = arg[3], rate = 0 })
+      local list = {}
+      for i = 1, 100000 do list[i] = "https://www.example.com/memory/" .. i end
+      local rep = assert(c:purge_all(list))
+      local status = io.open("/proc/self/status"):read("*a")
+      io.write(rep.ok, " ", status:match("VmHWM:%s*(%d+)"), "\n")
+    ]]
+    local path = proc.tmpname() .. ".lua"
+    local f = assert(io.open(path, "w"))
+    f:write(script)
+    f:close()
+    local out = proc.run(proc.env .. " " .. proc.lua .. " " .. path .. " "
+      .. proc.quote(s.secret_id) .. " " .. proc.quote(s.secret_key) .. " " .. s.url)
+    os.remove(path)
+    local ok, hwm = out:match("^(%d+) (%d+)")
+    assert.equal("100000", ok, out)
+    assert.is_true(tonumber(hwm) < 64 * 1024, "peak RSS " .. tostring(hwm) .. " kB")
+  end)
+end)
