@@ -29,6 +29,11 @@ local OPTIONS = {
   clock = "function", -- for tests: returns the unix time to sign with
 }
 
+-- The limiter's window: the service counts arrivals, which jitter against
+-- our sends, so a window a little longer than its second keeps a burst at a
+-- window's edge from arriving as rate + 1 inside one second.
+local LIMIT_WINDOW = 1.05
+
 -- Stands in for a limiter when the client has none (rate = 0).
 local UNLIMITED = { take = function() return 0 end, penalize = function() end, acquire = function() end }
 
@@ -88,13 +93,15 @@ function M.new(opts)
   local rate = opts.rate or services.RATE_PER_SECOND
   if rate < 0 or rate ~= math.floor(rate) then fail("", "field 'rate' must be a whole number >= 0", 2) end
   local st = { clock = opts.clock, service = service, credential_source = cred.source,
-               limiter = opts.limiter or (rate > 0 and limiter.new { rate = rate, clock = core.now }) or UNLIMITED,
+               limiter = opts.limiter
+                 or (rate > 0 and limiter.new { rate = rate, window = LIMIT_WINDOW, clock = core.now })
+                 or UNLIMITED,
                rate = rate, now = core.now, sleep = core.sleep }
   st.timestamp = function() return now(st) end
   -- purge_all's own `rate` adds a job limit on top of the client's.
   st.limiter_for = function(job_rate)
     if not job_rate or job_rate == rate then return st.limiter end
-    local job = limiter.new { rate = job_rate, clock = core.now }
+    local job = limiter.new { rate = job_rate, window = LIMIT_WINDOW, clock = core.now }
     return { take = function() local w = job:take() if w > 0 then return w end return st.limiter:take() end,
              penalize = function(_, secs) st.limiter:penalize(secs) end }
   end
