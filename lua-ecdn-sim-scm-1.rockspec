@@ -8,9 +8,12 @@ description = {
   summary = "A local simulator of the Tencent Cloud ECDN/CDN purge API, for offline tests",
   detailed = [[
     ecdn-sim serves PurgeUrlsCache, PurgePathCache, DescribePurgeTasks and
-    DescribePurgeQuota over API 3.0 on 127.0.0.1, verifies TC3-HMAC-SHA256 with
-    its own code (raw HMAC/SHA-256 from luaossl), enforces batch limits, quotas,
-    rate limits and domains, injects seeded faults and logs every accepted URL.
+    DescribePurgeQuota (ECDN and CDN), and PushUrlsCache, DescribePushTasks and
+    DescribePushQuota (CDN) over API 3.0 on 127.0.0.1, verifies TC3-HMAC-SHA256
+    and signature V1 with its own code (raw HMAC/SHA from luaossl), enforces
+    batch limits, per-area quotas, a sliding rate limit, domains and migrated
+    accounts, injects seeded faults and task failures, dates every answer
+    from its (optionally fake) clock and logs every accepted URL.
     Independent of lua-ecdn (the client): it tests any client.
   ]],
   license = "MIT",
@@ -32,6 +35,7 @@ build = {
       ["ecdn.sim"] = "lua/ecdn/sim/init.lua",
       ["ecdn.sim.auth"] = "lua/ecdn/sim/auth.lua",
       ["ecdn.sim.faults"] = "lua/ecdn/sim/faults.lua",
+      ["ecdn.sim.form"] = "lua/ecdn/sim/form.lua",
       ["ecdn.sim.json"] = "lua/ecdn/sim/json.lua",
       ["ecdn.sim.log"] = "lua/ecdn/sim/log.lua",
       ["ecdn.sim.random"] = "lua/ecdn/sim/random.lua",

@@ -168,6 +168,72 @@ describe("simulator HTTP", function()
   end)
 end)
 
+describe("simulator Date header", function()
+  -- Every kind of answer, on a simulator whose clock is told: status and headers of each.
+  local function answers(s)
+    local out = {}
+    local function add(name, status, headers) out[#out + 1] = { name, status, headers } end
+    local function api(name, status, _, _, headers) add(name, status, headers) end -- raw_request, v1_request
+    local function http(name, status, _, headers) add(name, status, headers) end   -- sim.http
+    api("purge", sim.raw_request(s.port, "PurgeUrlsCache", cjson.encode { Urls = { "http://a.com/d" } },
+                                 { timestamp = math.floor(s:now()) }))
+    api("SignatureExpire", sim.raw_request(s.port, "PurgeUrlsCache", "{}", { timestamp = 1 }))
+    api("V1", sim.v1_request(s.port, "DescribePurgeQuota", {}, { timestamp = math.floor(s:now()) }))
+    http("400", sim.http(s.port, "HELLO\r\n\r\n"))
+    http("404", sim.http(s.port, "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    http("413", sim.http(s.port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n"))
+    http("stats", sim.http(s.port, "GET /__stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    http("clock", sim.http(s.port, "POST /__clock HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                   .. "Connection: close\r\n\r\n{}"))
+    return out
+  end
+
+  it("dates every answer (RFC 7231 IMF-fixdate) by the simulator's clock, fake or real", function()
+    local s = sim.start { args = { "--rate", "0", "--fake-clock", "784111777.75" } } -- RFC 7231's own example
+    finally(function() s:stop() end)
+    local got = answers(s)
+    assert.equal(8, #got)
+    for _, a in ipairs(got) do
+      assert.is_number(a[2], a[1])
+      assert.equal("Sun, 06 Nov 1994 08:49:37 GMT", a[3].date, a[1])
+    end
+    -- the answer a client corrects its clock from
+    local _, _, decoded, headers = sim.raw_request(s.port, "PurgeUrlsCache", "{}", { timestamp = 1 })
+    assert.equal("AuthFailure.SignatureExpire", decoded.Response.Error.Code)
+    assert.equal(784111777, sim.parse_http_date(headers.date))
+    for t, want in pairs { [0] = "Thu, 01 Jan 1970 00:00:00 GMT", [951782400] = "Tue, 29 Feb 2000 00:00:00 GMT",
+                           [1700000000.5] = "Tue, 14 Nov 2023 22:13:20 GMT",
+                           [4102444799] = "Thu, 31 Dec 2099 23:59:59 GMT" } do
+      s:set_clock(t)
+      local date = select(4, sim.raw_request(s.port, "DescribePurgeQuota", "{}", { timestamp = math.floor(t) })).date
+      assert.equal(want, date)
+      assert.equal(math.floor(t), sim.parse_http_date(date))
+    end
+  end)
+
+  it("dates fault answers too (HTTP 500/502/503, InternalError, garbage)", function()
+    for _, fault in ipairs { "--fail-rate", "--garbage-rate" } do
+      local s = sim.start { args = { "--rate", "0", fault, "1", "--seed", "3", "--fake-clock", "1700000000" } }
+      finally(function() s:stop() end)
+      for _ = 1, 6 do
+        local status, _, _, headers = sim.raw_request(s.port, "PurgeUrlsCache", "{}", { timestamp = 1700000000 })
+        assert.is_number(status)
+        assert.equal("Tue, 14 Nov 2023 22:13:20 GMT", headers.date, fault)
+      end
+    end
+  end)
+
+  it("without --fake-clock, follows the real clock", function()
+    local s = sim.start { args = { "--rate", "0" } }
+    finally(function() s:stop() end)
+    local before = os.time()
+    local _, _, _, headers = sim.raw_request(s.port, "DescribePurgeQuota", "{}")
+    local t = sim.parse_http_date(headers.date)
+    -- a wide margin: this proves the source of the time, not the machine's speed
+    assert.is_true(t >= before - 60 and t <= os.time() + 60, headers.date)
+  end)
+end)
+
 describe("simulator process", function()
   it("stops cleanly on SIGTERM and on SIGINT, freeing its port", function()
     for _, sig in ipairs { "TERM", "INT" } do
@@ -195,9 +261,10 @@ describe("simulator process", function()
     local help = run(SIM .. " --help")
     assert.truthy(help:find(sim.DEFAULT_SECRET_ID, 1, true))
     assert.truthy(help:find(sim.DEFAULT_SECRET_KEY, 1, true))
-    for _, opt in ipairs { "--port", "--secret", "--token", "--domains", "--rate", "--batch", "--quota",
+    for _, opt in ipairs { "--port", "--secret", "--token", "--migrated", "--domains", "--rate", "--rate-window",
+                           "--batch", "--quota", "--path-batch", "--path-quota", "--push-batch", "--push-quota",
                            "--url-max", "--log", "--seed", "--fail-rate", "--drop-rate", "--garbage-rate",
-                           "--delay-ms", "--task-ms" } do
+                           "--delay-ms", "--task-ms", "--task-fail-rate", "--fake-clock", "--watch-stdin" } do
       assert.truthy(help:find(opt .. " ", 1, true), opt)
     end
     assert.equal(0, exec_status(SIM .. " --help >/dev/null"))
@@ -205,6 +272,9 @@ describe("simulator process", function()
     assert.equal(2, exec_status(SIM .. " --fail-rate 2 2>/dev/null"))
     assert.equal(2, exec_status(SIM .. " --token AKIDX:tok 2>/dev/null"))
     assert.equal(2, exec_status(SIM .. " --bogus 2>/dev/null"))
+    assert.equal(2, exec_status(SIM .. " --rate-window rolling 2>/dev/null"))
+    assert.equal(2, exec_status(SIM .. " --migrated AKIDNOSUCHSECRET 2>/dev/null"))
+    assert.equal(2, exec_status(SIM .. " --task-fail-rate 1.5 2>/dev/null"))
   end)
 
   it("exits with status 1 and a message when its port is taken", function()

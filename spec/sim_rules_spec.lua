@@ -173,44 +173,103 @@ describe("simulator purge rules", function()
     _, tasks = call(s, "DescribePurgeTasks", cjson.encode { TaskId = task })
     assert.equal(0, tasks.TotalCount)
     local start = os.date("!%Y-%m-%d %H:%M:%S", os.time() - 3600 + 8 * 3600) -- Beijing time
-    _, tasks = call(s, "DescribePurgeTasks", cjson.encode { StartTime = start, Keyword = "/t2", Limit = 5 }, CDN)
+    _, tasks = call(s, "DescribePurgeTasks", cjson.encode { StartTime = start, Keyword = "http://a.com/t2", Limit = 5 },
+                    CDN)
     assert.equal(1, tasks.TotalCount)
     assert.equal("http://a.com/t2", tasks.PurgeLogs[1].Url)
     _, tasks = call(s, "DescribePurgeTasks", cjson.encode { StartTime = start, PurgeType = "url", Limit = 1 }, CDN)
     assert.is_true(tasks.TotalCount >= 3)
     assert.equal(1, #tasks.PurgeLogs)
-    assert.equal("MissingParameter", call(s, "DescribePurgeTasks", "{}"))
+    assert.equal("InvalidParameter.EcdnParamError", call(s, "DescribePurgeTasks", "{}")) -- TaskId or StartTime
     assert.equal("InvalidParameter.EcdnParamError", call(s, "DescribePurgeTasks",
                                                          cjson.encode { StartTime = "yesterday" }))
   end)
 end)
 
 describe("simulator rate limit", function()
-  local s
   local OTHER = { secret_id = "AKIDOTHER000000000000000000000000000", secret_key = "otherkey" }
-  setup(function()
-    s = sim.start { args = { "--rate", "3", "--seed", "4", "--fake-clock", "now",
-                             "--secret", sim.DEFAULT_SECRET_ID .. ":" .. sim.DEFAULT_SECRET_KEY,
-                             "--secret", OTHER.secret_id .. ":" .. OTHER.secret_key } }
-  end)
-  teardown(function() s:stop() end)
+  local function start(extra)
+    local args = { "--rate", "3", "--seed", "4", "--fake-clock", "now",
+                   "--secret", sim.DEFAULT_SECRET_ID .. ":" .. sim.DEFAULT_SECRET_KEY,
+                   "--secret", OTHER.secret_id .. ":" .. OTHER.secret_key }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    return sim.start { args = args }
+  end
 
-  it("answers RequestLimitExceeded past N requests in one second per SecretId, and recovers the next", function()
+  -- One request on c: false when accepted, else the error code (and message).
+  local function code(c, opts)
+    local status, raw, decoded = c:request("PurgeUrlsCache", urls_body { "http://a.com/r" }, opts)
+    assert.equal(200, status, raw)
+    local e = decoded.Response.Error
+    return e and e.Code or false, e and e.Message
+  end
+
+  -- Sends n requests at the simulator's current time; returns their outcomes.
+  local function burst(c, n, opts)
+    local got = {}
+    for i = 1, n do got[i] = code(c, opts) end
+    return got
+  end
+
+  local R = "RequestLimitExceeded"
+
+  it("sliding (default): refuses a request when N were accepted in the last 1,000 ms, per SecretId", function()
+    local s = start()
+    finally(function() s:stop() end)
     local c = assert(sim.connect(s.port))
     finally(function() c:close() end)
-    local function code(opts)
-      local status, raw, decoded = c:request("PurgeUrlsCache", urls_body { "http://a.com/r" }, opts)
-      assert.equal(200, status, raw)
-      return decoded.Response.Error and decoded.Response.Error.Code
-    end
+    local t0 = os.time() + 0.5 -- half-way into a second, so a fixed window would restart at t0 + 0.5
+    s:set_clock(t0)
+    assert.same({ false, false, false, R }, burst(c, 4))
+    assert.is_false(code(c, OTHER)) -- another SecretId has its own window
+    s:set_clock(t0 + 0.5) -- a new second of the clock, but the 3 are 500 ms old: still refused
+    assert.equal(R, code(c))
+    s:set_clock(t0 + 0.875)
+    assert.equal(R, code(c))
+    s:set_clock(t0 + 1) -- exactly 1,000 ms after them: they no longer count; the 3 refusals never did
+    assert.same({ false, false, false, R }, burst(c, 4))
+    -- The window slides with each accepted request: the three from t0+1 hold it until t0+2...
+    s:set_clock(t0 + 1.25)
+    assert.equal(R, code(c))
+    -- ...where they expire together.
+    s:set_clock(t0 + 1.75)
+    assert.equal(R, code(c))
+    s:set_clock(t0 + 2)
+    assert.same({ false }, burst(c, 1))
+    s:set_clock(t0 + 2.25)
+    assert.same({ false, false, R }, burst(c, 3)) -- 2 free slots (t0+2 holds one)
+    s:set_clock(t0 + 3) -- the one from t0+2 expires; those from t0+2.25 hold two slots
+    assert.same({ false, R }, burst(c, 2))
+    local _, message = code(c)
+    assert.truthy(message:find("`3`", 1, true), message) -- the limit, in the service's wording
+    -- Setting the clock back before the last accepted request clears the window.
+    s:set_clock(t0 - 100)
+    assert.same({ false, false, false, R }, burst(c, 4))
+  end)
+
+  it("--rate-window fixed keeps the old behaviour: N per second of the clock, refused ones counted", function()
+    local s = start { "--rate-window", "fixed" }
+    finally(function() s:stop() end)
+    local c = assert(sim.connect(s.port))
+    finally(function() c:close() end)
     local second = os.time()
-    s:set_clock(second) -- the simulator's clock stands still until advanced
-    local got = { code(), code(), code(), code(), code(OTHER) }
-    assert.same({ false, false, false, "RequestLimitExceeded", false },
-                { got[1] or false, got[2] or false, got[3] or false, got[4] or false, got[5] or false })
-    s:advance(0.875) -- later in the same second: still refused
-    assert.equal("RequestLimitExceeded", code())
-    s:set_clock(second + 1) -- the next second: answered again
-    assert.is_nil(code())
+    s:set_clock(second + 0.5)
+    assert.same({ false, false, false, R }, burst(c, 4))
+    assert.is_false(code(c, OTHER))
+    s:set_clock(second + 0.875) -- later in the same second: still refused
+    local got, message = code(c)
+    assert.equal(R, got)
+    assert.truthy(message:find("`5`", 1, true), message) -- its 5th request this second: refusals count
+    s:set_clock(second + 1) -- the next second: 3 more, 500 ms after the first 3 (sliding would refuse)
+    assert.same({ false, false, false, R }, burst(c, 4))
+  end)
+
+  it("--rate 0 turns the limit off", function()
+    local s = start { "--rate", "0" }
+    finally(function() s:stop() end)
+    local c = assert(sim.connect(s.port))
+    finally(function() c:close() end)
+    s:set_clock(os.time())
+    for _, got in ipairs(burst(c, 50)) do assert.is_false(got) end
   end)
 end)

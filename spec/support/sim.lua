@@ -6,7 +6,10 @@
 --   local s = sim.start{ args = { "--rate", "0" }, log = true }
 --   finally(function() s:stop() end)
 --   local status, body, decoded = sim.raw_request(s.port, "PurgeUrlsCache", '{"Urls":["http://a.com/x"]}')
+--   local status, body, decoded, headers = sim.v1_request(s.port, "PurgeUrlsCache", { Urls = { "http://a.com/x" } })
 --   s:log_entries(); s:stats()
+--   With --fake-clock: s:set_clock(t), s:advance(seconds), s:now(); sim.beijing(t) formats a
+--   StartTime/EndTime; sim.parse_http_date(headers.date) reads the Date header.
 --
 -- The simulator is started with --watch-stdin and its stdin is a pipe held by
 -- this process, so it exits on its own even if the test run dies.
@@ -259,13 +262,175 @@ function M.build_request(port, action, body, opts)
   return table.concat(lines, "\r\n") .. "\r\n\r\n" .. body, signed
 end
 
--- Sends a signed request on this connection; returns status, body, decoded.
+-- Sends a signed request on this connection; returns status, body, decoded, headers.
 function Conn:request(action, body, opts)
   local ok, err = self:send((M.build_request(self.port, action, body, opts)))
   if not ok then return nil, err end
-  local status, rbody = self:receive()
+  local status, rbody, headers = self:receive()
   if not status then return nil, rbody end
-  return status, rbody, cjson.decode(rbody)
+  return status, rbody, cjson.decode(rbody), headers
+end
+
+---------------------------------------------------------------------------
+-- Signature V1, built here (luaossl's HMAC, base64 and encoding in this
+-- file): independent of the simulator's verifier and of ecdn.core.
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+local function base64(data) -- arithmetic only: runs on LuaJIT too
+  local out = {}
+  for i = 1, #data, 3 do
+    local a, b, c = data:byte(i, i + 2)
+    local v = a * 65536 + (b or 0) * 256 + (c or 0)
+    local d1, d2 = math.floor(v / 262144), math.floor(v / 4096) % 64
+    local d3, d4 = math.floor(v / 64) % 64, v % 64
+    out[#out + 1] = B64:sub(d1 + 1, d1 + 1) .. B64:sub(d2 + 1, d2 + 1)
+                    .. (b and B64:sub(d3 + 1, d3 + 1) or "=") .. (c and B64:sub(d4 + 1, d4 + 1) or "=")
+  end
+  return table.concat(out)
+end
+M.base64 = base64
+
+-- RFC 3986: unreserved characters as they are, everything else %XX (upper case).
+local function encode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+M.url_encode = encode
+
+-- The SDKs' flattening: {Urls = {"a", "b"}, Headers = {{Name = "n"}}, UrlEncode = true}
+-- -> {["Urls.0"] = "a", ["Urls.1"] = "b", ["Headers.0.Name"] = "n", UrlEncode = "true"}.
+function M.flatten(params)
+  local flat = {}
+  for k, v in pairs(params) do
+    if type(v) == "table" then
+      for i, item in ipairs(v) do
+        if type(item) == "table" then
+          for f, x in pairs(item) do flat[k .. "." .. (i - 1) .. "." .. f] = tostring(x) end
+        else
+          flat[k .. "." .. (i - 1)] = tostring(item)
+        end
+      end
+    else
+      flat[k] = tostring(v)
+    end
+  end
+  return flat
+end
+
+-- V1 string to sign and signature for params (name -> string, Signature excluded).
+function M.v1_sign(secret_key, method, host, params, path)
+  local names = {}
+  for k in pairs(params) do
+    if k ~= "Signature" then names[#names + 1] = k end
+  end
+  table.sort(names)
+  local pairs_ = {}
+  for i, k in ipairs(names) do pairs_[i] = k .. "=" .. params[k] end
+  local sts = method .. host .. (path or "/") .. "?" .. table.concat(pairs_, "&")
+  local algo = params.SignatureMethod == "HmacSHA256" and "sha256" or "sha1"
+  return base64(require("openssl.hmac").new(secret_key, algo):final(sts)), sts
+end
+
+-- Builds the bytes of a V1 request. params: action parameters, nested or
+-- already flat (see M.flatten). opts: secret_id, secret_key, token,
+-- timestamp, nonce (default 1 + a counter), method ("POST", form body, the
+-- default | "GET", query), host (signed and sent; default 127.0.0.1:PORT),
+-- service ("ecdn"|"cdn": the default Version), version, region,
+-- signature_method ("HmacSHA1"|"HmacSHA256"; default: none sent, i.e. SHA-1),
+-- common (extra parameters, signed), after (name -> value|false, changed after
+-- signing), signature (sent instead of the right one), headers (name ->
+-- value, or false to drop one; e.g. another Host than the signed one),
+-- connection. Returns bytes, {params (as sent), string_to_sign,
+-- signature}.
+local nonce_counter = 0
+function M.build_v1(port, action, params, opts)
+  opts = opts or {}
+  nonce_counter = nonce_counter + 1
+  local host = opts.host or ("127.0.0.1:" .. port)
+  local method = opts.method or "POST"
+  local p = M.flatten(params or {})
+  p.Action = action
+  p.Version = opts.version or M.VERSIONS[opts.service or "ecdn"]
+  p.SecretId = opts.secret_id or M.DEFAULT_SECRET_ID
+  p.Timestamp = tostring(opts.timestamp or os.time())
+  p.Nonce = tostring(opts.nonce or nonce_counter)
+  p.Region = opts.region
+  p.Token = opts.token
+  p.SignatureMethod = opts.signature_method
+  for k, v in pairs(opts.common or {}) do p[k] = v end
+  local sig, sts = M.v1_sign(opts.secret_key or M.DEFAULT_SECRET_KEY, method, host, p)
+  p.Signature = opts.signature or sig
+  for k, v in pairs(opts.after or {}) do p[k] = v or nil end
+  local names = {}
+  for k in pairs(p) do names[#names + 1] = k end
+  table.sort(names)
+  local parts = {}
+  for i, k in ipairs(names) do parts[i] = encode(k) .. "=" .. encode(p[k]) end
+  local text = table.concat(parts, "&")
+  local headers = { Host = host }
+  if method ~= "GET" then
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    headers["Content-Length"] = tostring(#text)
+  end
+  for k, v in pairs(opts.headers or {}) do
+    for existing in pairs(headers) do -- header names are case-insensitive
+      if existing:lower() == k:lower() then headers[existing] = nil end
+    end
+    if v then headers[k] = v end
+  end
+  local header_names = {}
+  for k in pairs(headers) do header_names[#header_names + 1] = k end
+  table.sort(header_names)
+  local lines = { (method == "GET" and ("GET /?" .. text) or "POST /") .. " HTTP/1.1" }
+  for _, k in ipairs(header_names) do lines[#lines + 1] = k .. ": " .. headers[k] end
+  if opts.connection then lines[#lines + 1] = "Connection: " .. opts.connection end
+  local bytes = table.concat(lines, "\r\n") .. "\r\n\r\n" .. (method == "GET" and "" or text)
+  return bytes, { params = p, string_to_sign = sts, signature = sig }
+end
+
+-- Sends a V1 request on this connection; returns status, body, decoded, headers.
+function Conn:request_v1(action, params, opts)
+  local ok, err = self:send((M.build_v1(self.port, action, params, opts)))
+  if not ok then return nil, err end
+  local status, rbody, headers = self:receive()
+  if not status then return nil, rbody end
+  return status, rbody, cjson.decode(rbody), headers
+end
+
+-- One V1 request on a fresh connection: status, body, decoded, headers.
+function M.v1_request(port, action, params, opts)
+  local c, err = M.connect(port)
+  if not c then return nil, err end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.connection = o.connection or "close"
+  local status, rbody, decoded, headers = c:request_v1(action, params, o)
+  c:close()
+  return status, rbody, decoded, headers
+end
+
+-- "YYYY-MM-DD HH:MM:SS" in Beijing time (UTC+8) of unix time t: the
+-- service's StartTime/EndTime/CreateTime format.
+function M.beijing(t)
+  return os.date("!%Y-%m-%d %H:%M:%S", math.floor(t) + 8 * 3600)
+end
+
+local MONTH = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
+                Nov = 11, Dec = 12 }
+
+-- Unix time of an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), or nil.
+function M.parse_http_date(s)
+  local d, mon, y, h, mi, se = (s or ""):match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d or not MONTH[mon] then return nil end
+  y, d, h, mi, se = tonumber(y), tonumber(d), tonumber(h), tonumber(mi), tonumber(se)
+  local m = MONTH[mon]
+  -- days from civil (UTC), without os.time's local time zone
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return (era * 146097 + doe - 719468) * 86400 + h * 3600 + mi * 60 + se
 end
 
 -- Sends raw bytes on a new connection and reads one response.
@@ -278,18 +443,18 @@ function M.http(port, bytes)
   return status, body, headers
 end
 
--- One signed request on a fresh connection: status, body_string, decoded
--- (decoded is nil when the body is not JSON; status is nil, err when the
--- connection failed or was closed without an answer).
+-- One signed request on a fresh connection: status, body_string, decoded,
+-- headers (decoded is nil when the body is not JSON; status is nil, err when
+-- the connection failed or was closed without an answer).
 function M.raw_request(port, action, body, opts)
   local c, err = M.connect(port)
   if not c then return nil, err end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   o.connection = o.connection or "close"
-  local status, rbody, decoded = c:request(action, body, o)
+  local status, rbody, decoded, headers = c:request(action, body, o)
   c:close()
-  return status, rbody, decoded
+  return status, rbody, decoded, headers
 end
 
 return M

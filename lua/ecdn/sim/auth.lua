@@ -1,14 +1,17 @@
 -- TC3-HMAC-SHA256 verification, as the service does it: parse Authorization,
 -- find the SecretId, check the clock, recompute the signature over the body
 -- bytes and whatever SignedHeaders the request declares, then check the token.
+-- And signature V1 (HmacSHA1 / HmacSHA256 over METHOD + host + path + "?" +
+-- the sorted, un-encoded parameters; verify_v1).
 --
 -- Independent of the product: the canonical request, the string to sign and
 -- the key chain are built here in Lua from the documented rules; only the raw
--- SHA-256 and HMAC-SHA256 come from OpenSSL (luaossl). Canonical header value =
+-- SHA-1/SHA-256 and HMAC come from OpenSSL (luaossl); base64 is done here. Canonical header value =
 -- the trimmed value as sent for content-type and host, the lower-cased trimmed
 -- value for every other header (x-tc-action as the CN documentation shows).
 -- The derived signing key is cached per (secret key, date, service) in a
 -- bounded table.
+-- No Lua 5.4-only syntax here: specs load this module in-process on LuaJIT too.
 local digest = require "openssl.digest"
 local hmac = require "openssl.hmac"
 
@@ -212,6 +215,102 @@ function M.verify(cfg, h, body, now, method, query)
                                               or "A token was sent with permanent credentials.")
   end
   return { secret_id = a.secret_id, service = service }
+end
+
+---------------------------------------------------------------------------
+-- Signature V1
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local B64_DIGITS = {}
+for i = 1, 64 do B64_DIGITS[i - 1] = B64:sub(i, i) end
+
+-- Standard base64 with "=" padding (arithmetic, no bit operators: this
+-- module also loads on LuaJIT, where specs use it in-process).
+function M.base64(data)
+  local out, floor = {}, math.floor
+  for i = 1, #data, 3 do
+    local a, b, c = data:byte(i, i + 2)
+    local v = a * 65536 + (b or 0) * 256 + (c or 0)
+    out[#out + 1] = B64_DIGITS[floor(v / 262144)] .. B64_DIGITS[floor(v / 4096) % 64]
+                    .. (b and B64_DIGITS[floor(v / 64) % 64] or "=") .. (c and B64_DIGITS[v % 64] or "=")
+  end
+  return table.concat(out)
+end
+
+-- V1 string to sign: METHOD + host + path + "?" + name=value pairs (all
+-- parameters but Signature) sorted by name in byte order, values as decoded,
+-- not re-encoded. params: name -> value.
+function M.v1_string_to_sign(method, host, path, params)
+  local names = {}
+  for name in pairs(params) do
+    if name ~= "Signature" then names[#names + 1] = name end
+  end
+  table.sort(names)
+  for i, name in ipairs(names) do names[i] = name .. "=" .. params[name] end
+  return method .. host .. path .. "?" .. table.concat(names, "&")
+end
+
+-- "HmacSHA256" exactly selects SHA-256; anything else or nothing, SHA-1 (as documented).
+function M.v1_digest(params)
+  return params.SignatureMethod == "HmacSHA256" and "sha256" or "sha1"
+end
+
+function M.v1_signature(key, method, host, path, params)
+  local sts = M.v1_string_to_sign(method, host, path, params)
+  return M.base64(hmac.new(key, M.v1_digest(params)):final(sts))
+end
+
+local function missing(name)
+  return fail("MissingParameter", "The request is missing a required parameter `" .. name .. "`.")
+end
+
+-- Verifies a V1 request: params (name -> decoded value, every parameter
+-- received), h (headers, for the Host), method ("GET"|"POST"), path ("/"),
+-- at time now. Returns {secret_id, service} (service nil when the Host names
+-- no product: the caller routes by Version) or nil, code, message.
+function M.verify_v1(cfg, h, params, method, path, now)
+  local id = params.SecretId
+  if not id or id == "" then return missing("SecretId") end
+  local key = cfg.secrets[id]
+  if not key then
+    return fail("AuthFailure.SecretIdNotFound",
+                "The SecretId is not found, please ensure that your SecretId is correct.")
+  end
+  local ts = params.Timestamp
+  if not ts then return missing("Timestamp") end
+  ts = ts:match("^%d+$") and #ts <= 11 and tonumber(ts)
+  if not ts then return fail("InvalidParameterValue", "The value of parameter `Timestamp` is not valid.") end
+  if math.abs(now - ts) > M.MAX_SKEW then
+    return fail("AuthFailure.SignatureExpire", string.format(
+      "Signature expired. Timestamp is %d, server time is %d; the difference must be at most %d seconds.",
+      ts, math.floor(now), M.MAX_SKEW))
+  end
+  local nonce = params.Nonce
+  if not nonce then return missing("Nonce") end
+  if not (nonce:match("^%d+$") and #nonce <= 19 and nonce:match("[1-9]")) then
+    return fail("InvalidParameterValue", "The value of parameter `Nonce` is not valid: a positive integer.")
+  end
+  local want = params.Signature
+  if not want then return missing("Signature") end
+  local ok = false
+  for _, host in ipairs(host_variants(h.host or "")) do
+    if M.v1_signature(key, method, host, path, params) == want then
+      ok = true
+      break
+    end
+  end
+  if not ok then
+    return fail("AuthFailure.SignatureFailure",
+                "The provided credentials could not be validated. Please check your signature is correct.")
+  end
+  local token, got = cfg.tokens[id], params.Token
+  if got == "" then got = nil end
+  if token ~= got then
+    return fail("AuthFailure.TokenFailure", token and "The token is missing or invalid."
+                                               or "A token was sent with permanent credentials.")
+  end
+  local routed = (h.host or ""):match("^(%a+)%.")
+  return { secret_id = id, service = routed and M.SERVICES[routed] and routed or nil }
 end
 
 return M

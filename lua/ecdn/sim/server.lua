@@ -1,5 +1,6 @@
 -- HTTP/1.1 front end on cqueues: one coroutine per connection, keep-alive,
 -- Expect: 100-continue, Content-Length and chunked bodies, faults, GET /__stats,
+-- a Date header on every answer (from the simulator's clock, real or fake),
 -- clean stop on SIGTERM/SIGINT.
 local cqueues = require "cqueues"
 local csocket = require "cqueues.socket"
@@ -11,7 +12,8 @@ local cjson = require "cjson"
 
 local M = {}
 
-local MAX_LINE = 16 * 1024          -- request line or one header line
+local MAX_LINE = 16 * 1024          -- one header line
+local MAX_REQUEST_LINE = 64 * 1024  -- GET queries up to 32 KB are the service's (answered there)
 local MAX_HEADERS = 100
 local MAX_BODY = 10 * 1024 * 1024   -- TC3 POST limit
 M.MAX_BODY = MAX_BODY
@@ -29,9 +31,30 @@ local REASONS = { [100] = "Continue", [200] = "OK", [400] = "Bad Request", [404]
                   [405] = "Method Not Allowed", [413] = "Payload Too Large", [431] = "Request Header Fields Too Large",
                   [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable" }
 
+local DAYS = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
+local MONTHS = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" }
+
+-- RFC 7231 IMF-fixdate of unix time t ("Sun, 06 Nov 1994 08:49:37 GMT"),
+-- without the locale (os.date's %a/%b would follow LC_TIME).
+function M.http_date(t)
+  local d = os.date("!*t", math.floor(t))
+  return string.format("%s, %02d %s %04d %02d:%02d:%02d GMT", DAYS[d.wday], d.day, MONTHS[d.month], d.year,
+                       d.hour, d.min, d.sec)
+end
+
+-- The clock answers are dated by (M.run sets it); one string per second.
+local date_clock = clock
+local date_sec, date_text
+local function date_now()
+  local sec = math.floor(date_clock())
+  if sec ~= date_sec then date_sec, date_text = sec, M.http_date(sec) end
+  return date_text
+end
+
 local function response(status, body, ctype, close)
   return table.concat {
     "HTTP/1.1 ", status, " ", REASONS[status] or "Unknown", "\r\n",
+    "Date: ", date_now(), "\r\n",
     "Content-Type: ", ctype or "application/json", "\r\n",
     "Content-Length: ", #body, "\r\n",
     close and "Connection: close\r\n" or "",
@@ -82,8 +105,9 @@ function Reader:fill(timeout)
   return true
 end
 
--- Next line without its CRLF (or LF); nil, why on EOF/timeout/too long.
-function Reader:line(timeout)
+-- Next line without its CRLF (or LF); nil, why on EOF/timeout/too long
+-- (max: longest line, default MAX_LINE).
+function Reader:line(timeout, max)
   while true do
     local nl = self.buf:find("\n", self.pos, true)
     if nl then
@@ -92,7 +116,7 @@ function Reader:line(timeout)
       if line:byte(-1) == 13 then line = line:sub(1, -2) end
       return line
     end
-    if #self.buf - self.pos + 1 > MAX_LINE then return nil, "line too long" end
+    if #self.buf - self.pos + 1 > (max or MAX_LINE) then return nil, "line too long" end
     local ok, err = self:fill(timeout)
     if not ok then return nil, err end
   end
@@ -115,7 +139,7 @@ end
 -- Reads one request. Returns req, or nil, why (why = "closed" at a clean end
 -- between requests), or nil, why, status for a request that deserves an answer.
 local function read_request(rd, con, first_timeout)
-  local line, err = rd:line(first_timeout)
+  local line, err = rd:line(first_timeout, MAX_REQUEST_LINE)
   if not line then return nil, err, err == "line too long" and 400 or nil end
   local method, target, version = line:match("^(%u+) (%S+) HTTP/(%d%.%d)$")
   if not method then return nil, "malformed request line", 400 end
@@ -198,6 +222,7 @@ function M.run(service, faults, opts)
   -- number that only POST /__clock moves.
   local fake = opts.fake_clock
   local function now() return fake or clock() end
+  date_clock = now
 
   -- POST /__clock {"set": T} | {"advance": S} (only with --fake-clock).
   local function clock_request(req)
