@@ -23,7 +23,7 @@ end
 local proc = require "support.proc"
 
 local src = debug.getinfo(1, "S").source:match("^@(.*)fork%.lua$") .. "fork_shim.c"
-local pc = jit and "luajit" or "lua5.4"
+local pc = proc.lua -- pkg-config names the headers like the interpreters
 local so = proc.tmpname() .. "-fork_shim.so"
 local _, rc = proc.run("cc -shared -fPIC -O1 $(pkg-config --cflags " .. pc .. ") -o " .. proc.quote(so)
   .. " " .. proc.quote(src) .. " 2>&1")

@@ -3,12 +3,18 @@ local socket = require "socket"
 
 local M = {}
 
---- The interpreter running these specs, so children match it.
-M.lua = (jit and "luajit" or "lua5.4")
+--- The interpreter running these specs, so children match it: luajit,
+-- lua5.1, lua5.2, lua5.3 or lua5.4 (Debian's names).
+M.lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+
+--- Where `make LUA=<M.lua>` puts ecdn/core.so (5.4: build/, the others build/<lua>/).
+M.build = M.lua == "lua5.4" and "build" or ("build/" .. M.lua)
 
 --- The LUA_PATH/LUA_CPATH prefix that runs the tree's modules with M.lua.
-M.env = "LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='"
-  .. (jit and "build/luajit/?.so" or "build/?.so") .. ";;'"
+-- (ECDN_METADATA_ENDPOINT=off: a child without credentials never asks the
+-- real CVM metadata service.)
+M.env = "LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='" .. M.build .. "/?.so;;'"
+  .. " ECDN_METADATA_ENDPOINT=off"
 
 function M.quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
