@@ -1,34 +1,13 @@
--- bin/ecdn-purge: output and exit codes (0 ok, 1 API/network, 2 usage).
+-- bin/ecdn-purge: output and exit codes (0 all purged, 1 some not purged, 2 nothing sent).
+-- More in cli_input_spec (sources, --dry-run), cli_options_spec (sending and
+-- --wait), cli_report_spec (--json, --failed, exit codes), cli_pty_spec
+-- (progress bar, Ctrl-C on a terminal).
 local cjson = require "cjson"
 local sim = require "support.sim"
 local proc = require "support.proc"
 
 -- Runs the CLI with this spec's interpreter; returns stdout, stderr, exit code.
-local function cli(s, args, opts)
-  opts = opts or {}
-  local err_file = proc.tmpname()
-  local env = "env -u TENCENTCLOUD_SESSION_TOKEN"
-  if s then
-    env = env .. " TENCENTCLOUD_SECRET_ID=" .. proc.quote(opts.id or s.secret_id)
-      .. " TENCENTCLOUD_SECRET_KEY=" .. proc.quote(opts.key or s.secret_key)
-  else
-    env = env .. " -u TENCENTCLOUD_SECRET_ID -u TENCENTCLOUD_SECRET_KEY"
-  end
-  local cmd = env .. " " .. proc.lua .. " bin/ecdn-purge"
-  if s and not opts.no_endpoint then cmd = cmd .. " --endpoint " .. s.url end
-  for _, a in ipairs(args) do cmd = cmd .. " " .. proc.quote(a) end
-  if opts.stdin then
-    cmd = "printf '%s' " .. proc.quote(opts.stdin) .. " | " .. cmd
-  else
-    cmd = cmd .. " </dev/null"
-  end
-  local out, rc = proc.run(cmd .. " 2>" .. err_file)
-  local f = assert(io.open(err_file))
-  local err = f:read("*a")
-  f:close()
-  os.remove(err_file)
-  return out, err, rc
-end
+local cli = require("support.cli").run
 
 local function logged(s, task_id)
   for _, e in ipairs(s:log_entries()) do
@@ -44,7 +23,8 @@ describe("ecdn-purge", function()
   it("prints the task id and exits 0", function()
     local out, err, rc = cli(s, { "https://www.example.com/a.jpg", "https://www.example.com/b.css" })
     assert.equal(0, rc, err)
-    assert.equal("", err)
+    -- stderr: the one-line summary, no progress bar (stderr is not a terminal)
+    assert.matches("^ecdn%-purge: 2 of 2 URLs purged %(1 task, 1 request, 0 retries, [%d.]+ s%)\n$", err)
     local task = out:match("^(%S+)\n$")
     assert.truthy(task, out)
     assert.same({ "https://www.example.com/a.jpg", "https://www.example.com/b.css" }, logged(s, task).urls)
@@ -63,9 +43,9 @@ describe("ecdn-purge", function()
     local out, _, rc = cli(s, { "--json", "https://www.example.com/a.jpg" })
     assert.equal(0, rc)
     local doc = cjson.decode(out)
-    assert.is_string(doc.task_id)
-    assert.is_string(doc.request_id)
-    assert.truthy(logged(s, doc.task_id))
+    assert.is_string(doc.tasks[1].task_id)
+    assert.is_string(doc.tasks[1].request_id)
+    assert.truthy(logged(s, doc.tasks[1].task_id))
   end)
 
   it("an API error: one line on stderr, exit 1", function()
@@ -86,11 +66,12 @@ describe("ecdn-purge", function()
   end)
 
   it("a network error: exit 1", function()
-    local out, err, rc = cli(s, { "--endpoint", "http://127.0.0.1:" .. proc.closed_port(),
+    local out, err, rc = cli(s, { "--retries", "0", "--endpoint", "http://127.0.0.1:" .. proc.closed_port(),
                                   "https://www.example.com/a.jpg" }, { no_endpoint = true })
     assert.equal(1, rc)
     assert.equal("", out)
-    assert.matches("^ecdn%-purge: ClientError%.NetworkError: [^\n]+\n$", err)
+    assert.matches("^ecdn%-purge: 0 of 1 URL purged %([^\n]+%); "
+                   .. "1 not purged: 1 ClientError%.NetworkError %([^\n]+%)\n$", err)
   end)
 
   it("usage errors exit 2", function()
@@ -106,12 +87,27 @@ describe("ecdn-purge", function()
     assert.equal(2, rc)
   end)
 
-  it("an invalid URL is refused before sending: exit 2", function()
-    local before = #s:log_entries()
-    local _, err, rc = cli(s, { "https://www.example.com/ok", "www.example.com/no-scheme" })
+  it("an invalid URL is refused locally and named; the others are purged: exit 1", function()
+    local out, err, rc = cli(s, { "https://www.example.com/ok", "www.example.com/no-scheme" })
+    assert.equal(1, rc)
+    assert.same({ "https://www.example.com/ok" }, logged(s, out:match("^(%S+)\n$")).urls)
+    local lines = require("support.cli").lines(err)
+    assert.equal(2, #lines, err)
+    assert.matches("^ecdn%-purge: ClientError%.InvalidParameter: URL #2 does not start with http:// or https://$",
+                   lines[1])
+    assert.matches("^ecdn%-purge: 1 of 2 URLs purged %(.*%); 1 not purged: 1 ClientError%.InvalidParameter %(URL #2 ",
+                   lines[2])
+  end)
+
+  it("every URL invalid: nothing is sent, exit 2", function()
+    local before = s:stats().requests
+    local out, err, rc = cli(s, { "www.example.com/no-scheme", "https://www.example.com/white space" })
     assert.equal(2, rc)
-    assert.matches("^ecdn%-purge: ClientError%.InvalidParameter: URL #2 [^\n]+\n$", err)
-    assert.equal(before, #s:log_entries())
+    assert.equal("", out)
+    assert.truthy(err:find("URL #1 does not start with http:// or https://", 1, true), err)
+    assert.truthy(err:find("URL #2 ", 1, true), err)
+    assert.truthy(err:find("0 of 2 URLs purged (0 tasks, 0 requests", 1, true), err)
+    assert.equal(before, s:stats().requests)
   end)
 
   it("missing credentials: exit 2", function()
