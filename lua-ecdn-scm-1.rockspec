@@ -38,14 +38,21 @@ build = {
     -- Lua modules (generated)
     ["ecdn"] = "lua/ecdn/init.lua",
     ["ecdn.bootstrap"] = "lua/ecdn/bootstrap.lua",
+    ["ecdn.bulk"] = "lua/ecdn/bulk.lua",
     ["ecdn.client"] = "lua/ecdn/client.lua",
     ["ecdn.credentials"] = "lua/ecdn/credentials.lua",
     ["ecdn.decode"] = "lua/ecdn/decode.lua",
     ["ecdn.endpoint"] = "lua/ecdn/endpoint.lua",
     ["ecdn.errors"] = "lua/ecdn/errors.lua",
+    ["ecdn.limiter"] = "lua/ecdn/limiter.lua",
     ["ecdn.request"] = "lua/ecdn/request.lua",
     ["ecdn.services"] = "lua/ecdn/services.lua",
     ["ecdn.signer"] = "lua/ecdn/signer.lua",
+    ["ecdn.times"] = "lua/ecdn/times.lua",
+    ["ecdn.v1"] = "lua/ecdn/v1.lua",
+    ["resty.ecdn"] = "lua/resty/ecdn.lua",
+    ["resty.ecdn.http"] = "lua/resty/ecdn/http.lua",
+    ["resty.ecdn.limit"] = "lua/resty/ecdn/limit.lua",
   },
   install = {
     bin = {

@@ -114,14 +114,31 @@ describe("authentication failures", function()
     c:close()
   end)
 
-  it("expired timestamp (a clock one hour slow): AuthFailure.SignatureExpire", function()
+  it("a clock one hour slow is corrected from the answer's Date header: the purge succeeds", function()
     local c = client(s, { clock = function() return os.time() - 3600 end })
+    local before = s:stats().purged_urls
+    local res = assert(c:purge(URLS))
+    assert.is_string(res.task_id)
+    local offset = c:info().clock_offset
+    assert.is_true(math.abs(offset - 3600) <= 2, "offset " .. tostring(offset))
+    assert.equal(before + #URLS, s:stats().purged_urls) -- the refused attempt purged nothing
+    -- The offset stays: the next purge needs no correction.
+    assert(c:purge(URLS))
+    c:close()
+  end)
+
+  it("a clock that keeps drifting: AuthFailure.SignatureExpire after one correction", function()
+    local n = 0
+    local c = client(s, { clock = function() n = n + 1 return os.time() - 3600 * n end })
+    local before = s:stats().requests
     api_error("AuthFailure.SignatureExpire", false,
       c:purge(URLS))
+    assert.equal(before + 2, s:stats().requests) -- sent twice: as it was, then corrected once
     c:close()
-    -- The same client class with a clock within the allowed skew works.
+    -- A clock within the allowed skew needs no correction.
     c = client(s, { clock = function() return os.time() - 60 end })
     assert(c:purge(URLS))
+    assert.equal(0, c:info().clock_offset)
     c:close()
   end)
 

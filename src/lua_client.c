@@ -16,6 +16,7 @@
 
 #define CLIENT_MT "ecdn.client"
 #define SCRATCH_MT "ecdn.client_scratch"
+#define V1_MT "ecdn.client_v1_scratch"
 #define FN_NEW "ecdn.client"
 #define MAX_OPTION_LEN 65536
 #define MAX_URL 8192
@@ -369,6 +370,7 @@ static int l_send(lua_State *L)
     return sign_and_send(L, c, s, action, body, ts, resend, fn);
 }
 
+/* Stack: client, items, [tail]; tail borrows from the stack. */
 static int purge_list(lua_State *L, const char *fn, const char *action_name, const char *field,
                       const char *tail, long long ts)
 {
@@ -384,31 +386,186 @@ static int purge_list(lua_State *L, const char *fn, const char *action_name, con
     return sign_and_send(L, c, s, action, body, ts, 0, fn);
 }
 
-/* client:_purge(urls [, timestamp]) -> raw | nil, error table (network or local) */
+/* client:_purge(urls [, timestamp [, tail]]) -> raw | nil, error table (network or local)
+ * tail: raw JSON members the Lua layer made from checked values (,"Area":"mainland"). */
 static int l_purge(lua_State *L)
 {
     static const char *fn = "purge";
-    long long ts;
-    check_open(L, 1, fn);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    ts = opt_timestamp(L, 3, fn);
-    lua_settop(L, 2);
-    return purge_list(L, fn, "PurgeUrlsCache", "Urls", NULL, ts);
-}
-
-/* client:_purge_paths(paths, flush_type [, timestamp]) -> as _purge */
-static int l_purge_paths(lua_State *L)
-{
-    static const char *fn = "purge_paths";
     const char *tail;
     long long ts;
     check_open(L, 1, fn);
     luaL_checktype(L, 2, LUA_TTABLE);
-    tail = ecdn_flush_tail(luaL_checkstring(L, 3));
-    if (tail == NULL) return luaL_error(L, "ecdn.client:%s: flush_type must be \"flush\" or \"delete\"", fn);
+    ts = opt_timestamp(L, 3, fn);
+    tail = luaL_optstring(L, 4, NULL);
+    lua_settop(L, 4); /* the tail stays referenced */
+    return purge_list(L, fn, "PurgeUrlsCache", "Urls", tail, ts);
+}
+
+/* client:_purge_paths(paths, flush_type [, timestamp [, tail]]) -> as _purge */
+static int l_purge_paths(lua_State *L)
+{
+    static const char *fn = "purge_paths";
+    const char *flush, *extra;
+    long long ts;
+    check_open(L, 1, fn);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    flush = ecdn_flush_tail(luaL_checkstring(L, 3));
+    if (flush == NULL) return luaL_error(L, "ecdn.client:%s: flush_type must be \"flush\" or \"delete\"", fn);
     ts = opt_timestamp(L, 4, fn);
+    extra = luaL_optstring(L, 5, "");
     lua_settop(L, 2);
-    return purge_list(L, fn, "PurgePathCache", "Paths", tail, ts);
+    lua_pushstring(L, flush);
+    lua_pushstring(L, extra);
+    lua_concat(L, 2);   /* stack: client, paths, tail */
+    return purge_list(L, fn, "PurgePathCache", "Paths", lua_tostring(L, 3), ts);
+}
+
+#define TARGET_MT "ecdn.target_scratch"
+
+typedef struct {
+    ecdn_buf b[4]; /* service, host, version, url */
+} target;
+
+static int target_gc(lua_State *L)
+{
+    target *t = (target *)luaL_checkudata(L, 1, TARGET_MT);
+    int i;
+    for (i = 0; i < 4; i++) ecdn_buf_free(&t->b[i]);
+    return 0;
+}
+
+/* client:_set_target{service, host, version, url}: another service on the
+ * live client (ECDN accounts moved to CDN). Nothing changes if one is bad. */
+static int l_set_target(lua_State *L)
+{
+    static const char *fn = "ecdn.client:set_target";
+    static const char *const FIELDS[4] = { "service", "host", "version", "url" };
+    client *c = check_open(L, 1, "set_target");
+    target *t;
+    int i;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    /* Owned by a userdata while being read, so a raise frees it. */
+    t = (target *)lua_newuserdata(L, sizeof *t);
+    for (i = 0; i < 4; i++) ecdn_buf_init(&t->b[i]);
+    luaL_getmetatable(L, TARGET_MT);
+    lua_setmetatable(L, -2);
+    for (i = 0; i < 4; i++) copy_opt(L, 2, fn, FIELDS[i], 1, &t->b[i]);
+    if (t->b[3].len > MAX_URL ||
+        (strncmp(t->b[3].data, "http://", 7) != 0 && strncmp(t->b[3].data, "https://", 8) != 0))
+        return luaL_error(L, "%s: url must be an http:// or https:// URL", fn);
+    ecdn_buf_free(&c->service);
+    ecdn_buf_free(&c->host);
+    ecdn_buf_free(&c->version);
+    ecdn_buf_free(&c->url);
+    c->service = t->b[0];
+    c->host = t->b[1];
+    c->version = t->b[2];
+    c->url = t->b[3];
+    for (i = 0; i < 4; i++) ecdn_buf_init(&t->b[i]); /* moved: the husk frees nothing */
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+#define V1_MAX_PARAMS 4096
+
+/* client:_send_v1(action, params, timestamp, nonce, signature_method [, resend])
+ * -> raw | nil, failure. Signature v1 with this client's credentials: params
+ * is a flat table of strings ("Urls.0" = ...); sent as a form POST. */
+static int l_send_v1(lua_State *L)
+{
+    static const char *fn = "ecdn.client:send_v1";
+    static const char FORM[] = "application/x-www-form-urlencoded";
+    client *c = check_open(L, 1, "send_v1");
+    ecdn_v1_request q;
+    ecdn_http_request hq;
+    ecdn_header hs[2];
+    ecdn_param *params, *work;
+    const char *bad = NULL;
+    size_t n = 0, cap = 0;
+    scratch *s;
+    int rc;
+
+    memset(&q, 0, sizeof q);
+    q.action.ptr = luaL_checklstring(L, 2, &q.action.len);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    q.timestamp = opt_timestamp(L, 4, "send_v1");
+    q.nonce = (long long)luaL_checkinteger(L, 5);
+    q.signature_method.ptr = luaL_checklstring(L, 6, &q.signature_method.len);
+    lua_settop(L, 7);
+    q.secret_id = str_of(&c->cred.secret_id);
+    q.secret_key = str_of(&c->cred.secret_key);
+    q.token = str_of(&c->cred.token);
+    q.host = str_of(&c->host);
+    q.version = str_of(&c->version);
+    q.region = str_of(&c->region);
+    q.method.ptr = "POST";
+    q.method.len = 4;
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "%s: params must map strings to strings", fn);
+        if (++cap > V1_MAX_PARAMS) return luaL_error(L, "%s: more than %d params", fn, V1_MAX_PARAMS);
+        lua_pop(L, 1);
+    }
+    params = (ecdn_param *)lua_newuserdata(L, (cap + 9) * 2 * sizeof *params); /* 8 */
+    work = params + cap + 9;
+    lua_pushnil(L);
+    while (lua_next(L, 3)) { /* strings stay referenced by the table */
+        params[n].name.ptr = lua_tolstring(L, -2, &params[n].name.len);
+        params[n].value.ptr = lua_tolstring(L, -1, &params[n].value.len);
+        n++;
+        lua_pop(L, 1);
+    }
+    q.params = params;
+    q.nparams = n;
+    s = new_scratch(L);
+    {
+        /* The v1 result is owned by the scratch's body buffer's neighbour: keep
+         * it in a userdata of its own so a raise frees it. */
+        ecdn_v1_result *r = (ecdn_v1_result *)lua_newuserdata(L, sizeof *r);
+        ecdn_v1_result_init(r);
+        luaL_getmetatable(L, V1_MT);
+        lua_setmetatable(L, -2);
+        rc = ecdn_sign_v1(&q, work, r, &bad);
+        if (rc == ECDN_EFIELD || rc == ECDN_ERANGE)
+            return luaL_error(L, "%s: cannot sign: field '%s' is invalid", fn, bad ? bad : "?");
+        if (rc != ECDN_OK)
+            return luaL_error(L, "%s: cannot sign (%s)", fn, rc == ECDN_ENOMEM ? "out of memory" : "OpenSSL");
+        hs[0].name = "Content-Type";
+        hs[0].value.ptr = FORM;
+        hs[0].value.len = sizeof FORM - 1;
+        hs[1].name = "X-TC-RequestClient";
+        hs[1].value.ptr = ECDN_USER_AGENT;
+        hs[1].value.len = sizeof ECDN_USER_AGENT - 1;
+        memset(&hq, 0, sizeof hq);
+        hq.method = "POST";
+        hq.url = c->url.data;
+        hq.headers = hs;
+        hq.nheaders = 2;
+        hq.body = r->query.data ? r->query.data : "";
+        hq.len = r->query.len;
+        hq.resend = lua_toboolean(L, 7);
+        rc = ecdn_http_perform(c->http, &hq, &s->res);
+        ecdn_v1_result_free(r);
+    }
+    n = (size_t)ecdn_push_http_outcome(L, rc, &s->res);
+    ecdn_http_result_free(&s->res);
+    return (int)n;
+}
+
+static int v1_gc(lua_State *L)
+{
+    ecdn_v1_result_free((ecdn_v1_result *)luaL_checkudata(L, 1, V1_MT));
+    return 0;
+}
+
+/* client:_request{method, url, headers, body, resend} -> raw | nil, failure:
+ * a request signed elsewhere (signature v1) over this client's connection. */
+static int l_request(lua_State *L)
+{
+    client *c = check_open(L, 1, "request");
+    return ecdn_lua_http_request(L, c->http, 2, "ecdn.client:request");
 }
 
 /* Shared by __gc, __close and close(): idempotent. */
@@ -464,6 +621,9 @@ static const luaL_Reg METHODS[] = {
     { "_purge_paths", l_purge_paths },
     { "_set_credentials", l_set_credentials },
     { "_start", l_start },
+    { "_set_target", l_set_target },
+    { "_request", l_request },
+    { "_send_v1", l_send_v1 },
     { "_wait", l_wait },
     { "_active", l_active },
     { "_info", l_info },
@@ -473,6 +633,16 @@ static const luaL_Reg METHODS[] = {
 
 void ecdn_open_client(lua_State *L)
 {
+    luaL_newmetatable(L, V1_MT);
+    lua_pushcfunction(L, v1_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+
+    luaL_newmetatable(L, TARGET_MT);
+    lua_pushcfunction(L, target_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+
     luaL_newmetatable(L, CRED_MT);
     lua_pushcfunction(L, cred_gc);
     lua_setfield(L, -2, "__gc");

@@ -181,22 +181,19 @@ static int l_http(lua_State *L)
     return 1;
 }
 
-/* transport:request{method = "POST"|"GET", url, headers = {name = value}, body, resend} */
-static int l_request(lua_State *L)
+int ecdn_lua_http_request(lua_State *L, ecdn_http *h, int idx, const char *fn)
 {
-    static const char *fn = "ecdn.http:request";
-    transport *t = check_transport(L, fn);
     ecdn_http_request q;
     ecdn_str method, url, body;
     http_scratch *s;
     size_t n = 0;
-    int rc;
+    int rc, hidx;
 
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
-    ecdn_opt_string(L, 2, fn, "method", 0, &method);        /* 3 */
-    ecdn_opt_string(L, 2, fn, "url", 1, &url);              /* 4 */
-    ecdn_opt_string(L, 2, fn, "body", 0, &body);            /* 5 */
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_settop(L, idx);
+    ecdn_opt_string(L, idx, fn, "method", 0, &method);
+    ecdn_opt_string(L, idx, fn, "url", 1, &url);
+    ecdn_opt_string(L, idx, fn, "body", 0, &body);
     memset(&q, 0, sizeof q);
     q.method = method.ptr ? method.ptr : "POST";
     if (strcmp(q.method, "POST") != 0 && strcmp(q.method, "GET") != 0)
@@ -206,20 +203,21 @@ static int l_request(lua_State *L)
     q.url = url.ptr;
     q.body = body.ptr ? body.ptr : "";
     q.len = body.ptr ? body.len : 0;
-    q.resend = ecdn_opt_boolean(L, 2, fn, "resend", 0);     /* 6 */
-    s = (http_scratch *)lua_newuserdata(L, sizeof *s);      /* 7 */
+    q.resend = ecdn_opt_boolean(L, idx, fn, "resend", 0);
+    s = (http_scratch *)lua_newuserdata(L, sizeof *s);
     ecdn_http_result_init(&s->res);
     luaL_getmetatable(L, HTTP_SCRATCH_MT);
     lua_setmetatable(L, -2);
-    lua_getfield(L, 2, "headers");                          /* 8: names and values stay referenced */
-    if (!lua_isnil(L, 8)) {
-        if (!lua_istable(L, 8)) ecdn_field_error(L, fn, "headers", "must be a table of name = value");
+    lua_getfield(L, idx, "headers");  /* names and values stay referenced */
+    hidx = lua_gettop(L);
+    if (!lua_isnil(L, hidx)) {
+        if (!lua_istable(L, hidx)) ecdn_field_error(L, fn, "headers", "must be a table of name = value");
         lua_pushnil(L);
-        while (lua_next(L, 8)) {
+        while (lua_next(L, hidx)) {
+            ecdn_str name;
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
                 ecdn_field_error(L, fn, "headers", "must map strings to strings");
             if (n == MAX_HEADERS) ecdn_field_error(L, fn, "headers", "has too many entries");
-            ecdn_str name;
             name.ptr = lua_tolstring(L, -2, &name.len);
             s->headers[n].name = name.ptr;
             s->headers[n].value.ptr = lua_tolstring(L, -1, &s->headers[n].value.len);
@@ -232,10 +230,18 @@ static int l_request(lua_State *L)
     }
     q.headers = s->headers;
     q.nheaders = n;
-    rc = ecdn_http_perform(t->http, &q, &s->res);
+    rc = ecdn_http_perform(h, &q, &s->res);
     n = (size_t)ecdn_push_http_outcome(L, rc, &s->res);
     ecdn_http_result_free(&s->res);
     return (int)n;
+}
+
+/* transport:request{method = "POST"|"GET", url, headers = {name = value}, body, resend} */
+static int l_request(lua_State *L)
+{
+    static const char *fn = "ecdn.http:request";
+    transport *t = check_transport(L, fn);
+    return ecdn_lua_http_request(L, t->http, 2, fn);
 }
 
 static int l_close(lua_State *L)

@@ -8,7 +8,10 @@ return function(script)
   if f then
     f:close()
     package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-    package.cpath = root .. (jit and "/build/luajit/?.so;" or "/build/?.so;") .. package.cpath
+    -- build/ (5.4), build/luajit/, build/lua5.1/ ... as the Makefile lays them out.
+    local v = _VERSION:match("%d+%.%d+")
+    local build = jit and "/build/luajit" or (v == "5.4" and "/build" or "/build/lua" .. v)
+    package.cpath = root .. build .. "/?.so;" .. package.cpath
     return
   end
   local tree, ver = script:match("^(.*)/lib/luarocks/rocks%-(%d[%d%.]*)/[^/]+/[^/]+/bin/[^/]+$")

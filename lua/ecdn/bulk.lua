@@ -10,12 +10,14 @@ local decode = require "ecdn.decode"
 local errors = require "ecdn.errors"
 local request = require "ecdn.request"
 local services = require "ecdn.services"
+local times = require "ecdn.times"
 
 local M = {}
 
 local DEFAULTS = { rate = services.RATE_PER_SECOND, concurrency = 4, retries = 6, max_backoff = 8,
                    dedupe = true, quota_check = false }
-local OPTION_TYPES = { batch = "number", rate = "number", concurrency = "number", retries = "number",
+local OPTION_TYPES = { flush_type = "string", batch = "number", rate = "number", concurrency = "number",
+                       retries = "number",
                        max_backoff = "number", deadline = "number", dedupe = "boolean",
                        quota_check = "boolean", on_progress = "function",
                        random = "function" } -- random: for tests, a function() -> [0, 1)
@@ -23,41 +25,53 @@ local PROGRESS_EVERY = 0.1
 local BACKOFF_BASE = 0.25
 local LOOKUP_SLACK = 2 -- seconds before the first send a lookup's window opens
 
-local function check_opts(opts)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error("ecdn.client:purge_all: opts must be a table", 4) end
+-- What differs between purging URLs and purging directories.
+local KINDS = {
+  urls = { fn = "purge_all", action = "PurgeUrlsCache", purge_type = "url", quota = "UrlPurge", what = "URL",
+           max_batch = services.URLS_PER_REQUEST,
+           body = function(list) return request.purge_urls(list) end },
+  paths = { fn = "purge_paths_all", action = "PurgePathCache", purge_type = "path", quota = "PathPurge",
+            what = "path", max_batch = services.PATHS_PER_REQUEST,
+            body = function(list, opts) return request.purge_paths(list, opts.flush_type) end },
+}
+
+local function check_opts(opts, kind)
+  local fn = "ecdn.client:" .. kind.fn
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then error(fn .. ": opts must be a table", 4) end
+  if kind.purge_type == "path" and opts.flush_type ~= "flush" and opts.flush_type ~= "delete" then
+    error(fn .. ": option 'flush_type' must be \"flush\" or \"delete\"", 4)
+  end
+  if kind.purge_type ~= "path" and opts.flush_type ~= nil then
+    error(fn .. ": option 'flush_type' is for purge_paths_all", 4)
+  end
   for k, v in pairs(opts) do
     local want = OPTION_TYPES[k]
-    if not want then error("ecdn.client:purge_all: unknown option '" .. tostring(k) .. "'", 4) end
+    if not want then error(fn .. ": unknown option '" .. tostring(k) .. "'", 4) end
     if type(v) ~= want then
-      error("ecdn.client:purge_all: option '" .. k .. "' must be a " .. want .. " (got " .. type(v) .. ")", 4)
+      error(fn .. ": option '" .. k .. "' must be a " .. want .. " (got " .. type(v) .. ")", 4)
     end
   end
   for _, k in ipairs{ "batch", "concurrency" } do
     local v = opts[k]
     if v ~= nil and (v < 1 or v ~= math.floor(v)) then
-      error("ecdn.client:purge_all: option '" .. k .. "' must be a whole number >= 1", 4)
+      error(fn .. ": option '" .. k .. "' must be a whole number >= 1", 4)
     end
   end
-  if opts.batch and opts.batch > services.URLS_PER_REQUEST then
-    error("ecdn.client:purge_all: option 'batch' must be at most " .. services.URLS_PER_REQUEST, 4)
+  if opts.batch and opts.batch > kind.max_batch then
+    error(fn .. ": option 'batch' must be at most " .. kind.max_batch, 4)
   end
   if opts.concurrency and opts.concurrency > 64 then
-    error("ecdn.client:purge_all: option 'concurrency' must be at most 64", 4)
+    error(fn .. ": option 'concurrency' must be at most 64", 4)
   end
   if opts.retries and (opts.retries < 0 or opts.retries ~= math.floor(opts.retries)) then
-    error("ecdn.client:purge_all: option 'retries' must be a whole number >= 0", 4)
+    error(fn .. ": option 'retries' must be a whole number >= 0", 4)
   end
   for _, k in ipairs{ "max_backoff", "deadline" } do
     local v = opts[k]
-    if v ~= nil and (v ~= v or v < 0) then error("ecdn.client:purge_all: option '" .. k .. "' must be >= 0", 4) end
+    if v ~= nil and (v ~= v or v < 0) then error(fn .. ": option '" .. k .. "' must be >= 0", 4) end
   end
   return opts
-end
-
--- Beijing time (UTC+8), the service's format for StartTime/EndTime.
-local function beijing(t)
-  return os.date("!%Y-%m-%d %H:%M:%S", math.floor(t) + 8 * 3600)
 end
 
 local function uncertain(err)
@@ -96,10 +110,11 @@ end
 
 --- purge_all(c, st, urls, opts) -> report | nil, err. `c` is the client,
 -- `st` its Lua state ({limiter, service, clock, now, sleep}).
-function M.purge_all(c, st, urls, opts)
-  opts = check_opts(opts)
+function M.purge_all(c, st, urls, opts, kind_name)
+  local kind = KINDS[kind_name or "urls"]
+  opts = check_opts(opts, kind)
   local now, sleep = st.now, st.sleep
-  local wall = st.clock or os.time
+  local wall = function() return (st.clock or os.time)() + st.clock_offset end -- the service's time
   local random = opts.random or math.random
   local concurrency = opts.concurrency or DEFAULTS.concurrency
   local max_retries = opts.retries or DEFAULTS.retries
@@ -122,17 +137,17 @@ function M.purge_all(c, st, urls, opts)
   for i = 1, #urls do
     local u = urls[i]
     if type(u) ~= "string" then
-      fail_urls(decode.local_error({ problem = "not_string", reason = "is not a string", index = i }, st.service),
-        { u })
+      fail_urls(decode.local_error({ problem = "not_string", reason = "is not a string", index = i }, st.service,
+        kind.what), { u })
     elseif dedupe and seen[u] then
       report.deduped = report.deduped + 1
     else
+      if dedupe then seen[u] = true end -- a repeated invalid URL is refused once too
       local p = core.check_url(u)
       if p then
         p.index = i
-        fail_urls(decode.local_error(p, st.service), { u })
+        fail_urls(decode.local_error(p, st.service, kind.what), { u })
       else
-        if dedupe then seen[u] = true end
         n = n + 1
         valid[n] = u
       end
@@ -142,12 +157,13 @@ function M.purge_all(c, st, urls, opts)
   local total = n + report.failed
 
   -- 2. Quota: refuse a job larger than what is available, before sending anything.
-  local batch_size = opts.batch or services.URLS_PER_REQUEST
+  local batch_size = opts.batch
+    or (kind.purge_type == "path" and services[st.service].paths_per_request) or kind.max_batch
   if opts.quota_check and n > 0 then
     local q, err = c:call("DescribePurgeQuota", {}) -- under the client's limiter
     report.requests = report.requests + 1
     if not q then return nil, err end
-    local quota = q.UrlPurge
+    local quota = q[kind.quota]
     if type(quota) == "table" and quota[1] then -- cdn: one entry per area; the smallest is the bound
       local least
       for _, e in ipairs(quota) do
@@ -156,15 +172,16 @@ function M.purge_all(c, st, urls, opts)
       quota = least
     end
     if type(quota) ~= "table" or type(quota.Available) ~= "number" then
-      return nil, client_error("ClientError.ParseJsonError", "DescribePurgeQuota answered no UrlPurge quota")
+      return nil, client_error("ClientError.ParseJsonError",
+        "DescribePurgeQuota answered no " .. kind.quota .. " quota")
     end
     if n > quota.Available then
       return nil, client_error("ClientError.QuotaExceeded", string.format(
-        "the job has %d URLs but the daily quota has %d left (of %d); nothing was sent",
-        n, quota.Available, quota.Total or -1))
+        "the job has %d %ss but the daily quota has %d left (of %d); nothing was sent",
+        n, kind.what, quota.Available, quota.Total or -1))
     end
     if not opts.batch and type(quota.Batch) == "number" and quota.Batch >= 1 then
-      batch_size = math.min(quota.Batch, services.URLS_PER_REQUEST)
+      batch_size = math.min(quota.Batch, kind.max_batch)
     end
   end
 
@@ -214,6 +231,15 @@ function M.purge_all(c, st, urls, opts)
       return succeed(b, res.task_id, res.request_id)
     end
     b.last_err = err
+    -- A clock the service says is off, or an account moved to CDN ("auto"):
+    -- corrected once per batch, and sent again without counting a retry.
+    b.corrections = b.corrections or {}
+    if st.correct(c, err, raw, b.corrections) then
+      b.tries = b.tries - 1
+      b.due = now()
+      ready[#ready + 1] = b
+      return
+    end
     if day_limit(err) or refused_credentials(err) then
       stop_err = stop_err or err
       return give_up(b, err)
@@ -265,19 +291,27 @@ function M.purge_all(c, st, urls, opts)
     local action, body, resend
     if b.lookup then
       action, resend = "DescribePurgeTasks", true
-      body = request.action { PurgeType = "url", Keyword = b.urls[1],
-                              StartTime = beijing(b.first_wall - LOOKUP_SLACK),
-                              EndTime = beijing(wall() + 60), Limit = 100 }
+      body = request.action { PurgeType = kind.purge_type, Keyword = b.urls[1],
+                              StartTime = times.beijing(b.first_wall - LOOKUP_SLACK),
+                              EndTime = times.beijing(wall() + 60), Limit = 100 }
     else
-      action, resend = "PurgeUrlsCache", false
-      body = assert(request.purge_urls(b.urls)) -- checked URL by URL above
+      action, resend = kind.action, false
+      body = assert(kind.body(b.urls, opts)) -- checked one by one above
       if b.tries > 0 then report.retries = report.retries + 1 end
       b.tries = b.tries + 1
       b.first_wall = b.first_wall or wall()
     end
     report.requests = report.requests + 1
+    local fresh, cred_err = st.refresh(c) -- rotate credentials that are about to expire
+    if not fresh then
+      stop_err = stop_err or cred_err
+      return give_up(b, cred_err)
+    end
     local id, failure = c:_start(action, body, st.timestamp(), resend)
-    if not id then return finish({ batch = b, lookup = b.lookup }, nil, failure) end
+    if not id then -- refused before anything went out
+      if b.lookup then return on_lookup(b, nil, failure) end
+      return on_purge(b, nil, failure)
+    end
     inflight[id] = { batch = b, lookup = b.lookup }
     active = active + 1
   end
@@ -383,6 +417,7 @@ function M.wait(c, st, task_ids, opts)
   while #open > 0 do
     local still = {}
     for _, id in ipairs(open) do
+      if core.interrupted() then break end
       local resp = c:call("DescribePurgeTasks", { TaskId = id, Limit = 1000 })
       local logs = resp and type(resp.PurgeLogs) == "table" and resp.PurgeLogs or nil
       if logs and #logs > 0 then
@@ -397,8 +432,8 @@ function M.wait(c, st, task_ids, opts)
       if status[id] ~= "done" and status[id] ~= "fail" then still[#still + 1] = id end
     end
     open = still
-    if #open == 0 or st.now() + interval > stop_at then break end
-    st.sleep(interval)
+    if #open == 0 or st.now() + interval > stop_at or core.interrupted() then break end
+    if not st.sleep(interval) then break end -- Ctrl-C (catch_interrupts) ends the wait
   end
   return status
 end

@@ -11,6 +11,8 @@ local endpoint = require "ecdn.endpoint"
 local limiter = require "ecdn.limiter"
 local request = require "ecdn.request"
 local services = require "ecdn.services"
+local times = require "ecdn.times"
+local v1 = require "ecdn.v1"
 
 local M = {}
 
@@ -26,8 +28,20 @@ local OPTIONS = {
   verify = "boolean", cafile = "string", proxy = "string",
   rate = "number",      -- requests per second from this client (default 20; 0 = no limit)
   limiter = "table",    -- a shared ecdn.limiter (or anything with take/penalize/acquire)
+  signature = "string",        -- "tc3" (default) or "v1"
+  signature_method = "string", -- v1: "HmacSHA256" (default) or "HmacSHA1"
+  credentials = "table",       -- a provider from ecdn.credentials (rotated before expiry)
   clock = "function", -- for tests: returns the unix time to sign with
 }
+
+-- The CVM metadata service for the default chain: $ECDN_METADATA_ENDPOINT
+-- names another (tests), "off" never asks it.
+local function metadata_option()
+  local where = os.getenv("ECDN_METADATA_ENDPOINT")
+  if where == "off" then return false end
+  if where and where ~= "" then return { endpoint = where } end
+  return nil
+end
 
 -- The limiter's window: the service counts arrivals, which jitter against
 -- our sends, so a window a little longer than its second keeps a burst at a
@@ -41,17 +55,32 @@ local UNLIMITED = { take = function() return 0 end, penalize = function() end, a
 -- weakly by the userdata.
 local state = setmetatable({}, { __mode = "k" })
 
+-- The C userdata's private methods; the public ones are defined below.
+local methods = core.client_methods
+local raw_purge, raw_purge_paths, raw_send = methods._purge, methods._purge_paths, methods._send
+local raw_info, raw_close, raw_set_credentials = methods._info, methods._close, methods._set_credentials
+local raw_set_target = methods._set_target
+
 local function fail(fn, message, level)
   error("ecdn.client" .. fn .. ": " .. message, level + 1)
 end
 
-local function now(st)
-  local clock = st and st.clock
-  if not clock then return nil end -- C signs with time(NULL)
+-- The local idea of unix time: the clock option (tests) or the system's.
+local function local_time(st)
+  local clock = st.clock
+  if not clock then return os.time() end
   local t = clock()
-  if type(t) ~= "number" or t ~= t or t < 0 then fail("", "clock() must return unix seconds", 4) end
-  return math.floor(t)
+  if type(t) ~= "number" or t ~= t or t < 0 then fail("", "clock() must return unix seconds", 5) end
+  return t
 end
+
+-- Unix seconds to sign with: local time corrected by what the service's
+-- Date header taught us (AuthFailure.SignatureExpire).
+local function timestamp(st)
+  return math.floor(local_time(st) + st.clock_offset)
+end
+
+local correction -- what the service asks to correct once (defined with the methods)
 
 --- ecdn.client(opts) -> client | nil, err. Bad option names or types raise.
 function M.new(opts)
@@ -70,16 +99,35 @@ function M.new(opts)
       fail("", "field '" .. k .. "' must be a " .. want .. " (got " .. type(v) .. ")", 2)
     end
   end
-  local service = opts.service or "ecdn"
+  local auto = opts.service == "auto" -- start on ECDN, move to CDN when the account has
+  local service = auto and "ecdn" or opts.service or "ecdn"
   if not services[service] or type(services[service]) ~= "table" then
-    fail("", "field 'service' must be \"ecdn\" or \"cdn\"", 2)
+    fail("", "field 'service' must be \"ecdn\", \"cdn\" or \"auto\"", 2)
+  end
+  local signature = opts.signature or "tc3"
+  if signature ~= "tc3" and signature ~= "v1" then fail("", "field 'signature' must be \"tc3\" or \"v1\"", 2) end
+  local signature_method = opts.signature_method or "HmacSHA256"
+  if signature_method ~= "HmacSHA256" and signature_method ~= "HmacSHA1" then
+    fail("", "field 'signature_method' must be \"HmacSHA256\" or \"HmacSHA1\"", 2)
   end
   if opts.language and not LANGUAGES[opts.language] then
     fail("", "field 'language' must be \"en-US\" or \"zh-CN\"", 2)
   end
   local url, host = endpoint.parse(opts.endpoint or ("https://" .. services[service].host))
   if not url then fail("", "field 'endpoint' " .. host, 2) end
-  local cred, err = credentials.resolve(opts, os.getenv)
+  if opts.credentials and (opts.secret_id or opts.secret_key or opts.token) then
+    fail("", "give either 'credentials' (a provider) or secret_id/secret_key/token, not both", 2)
+  end
+  if opts.credentials and type(opts.credentials.get) ~= "function" then
+    fail("", "field 'credentials' must be a provider (see ecdn.credentials)", 2)
+  end
+  -- The provider, or the default chain: options, environment, profile file,
+  -- CVM role. The refresher rotates expiring credentials on this client.
+  local provider = opts.credentials or credentials.default {
+    secret_id = opts.secret_id, secret_key = opts.secret_key, token = opts.token, cvm_role = metadata_option(),
+  }
+  local refresher = credentials.refresher(provider, opts.clock or os.time)
+  local cred, err = refresher:current()
   if not cred then return nil, err end
   local ok, c = pcall(core.new, {
     secret_id = cred.secret_id, secret_key = cred.secret_key, token = cred.token,
@@ -92,12 +140,28 @@ function M.new(opts)
   if not ok then error(c, 2) end
   local rate = opts.rate or services.RATE_PER_SECOND
   if rate < 0 or rate ~= math.floor(rate) then fail("", "field 'rate' must be a whole number >= 0", 2) end
-  local st = { clock = opts.clock, service = service, credential_source = cred.source,
+  local st = { refresher = refresher, clock = opts.clock, clock_offset = 0, service = service, auto = auto,
+               url = url, host = host,
+               default_endpoint = opts.endpoint == nil, signature = signature, signature_method = signature_method,
+               region = opts.region, credential_source = cred.source,
                limiter = opts.limiter
                  or (rate > 0 and limiter.new { rate = rate, window = LIMIT_WINDOW, clock = core.now })
                  or UNLIMITED,
                rate = rate, now = core.now, sleep = core.sleep }
-  st.timestamp = function() return now(st) end
+  st.timestamp = function() return timestamp(st) end
+  st.correct = function(self, e, raw, done) return correction(self, st, e, raw, done) end
+  -- Credentials that are about to expire are replaced before the request.
+  -- (It takes the client as an argument: st must not refer to it, or the
+  -- weak-keyed state would keep every client alive on LuaJIT.)
+  st.refresh = function(self)
+    local creds, changed_or_err = refresher:current()
+    if not creds then return nil, changed_or_err end
+    if changed_or_err then
+      raw_set_credentials(self, { secret_id = creds.secret_id, secret_key = creds.secret_key, token = creds.token })
+      st.credential_source = creds.source
+    end
+    return true
+  end
   -- purge_all's own `rate` adds a job limit on top of the client's.
   st.limiter_for = function(job_rate)
     if not job_rate or job_rate == rate then return st.limiter end
@@ -116,13 +180,6 @@ local function check_self(self, fn)
   return state[self]
 end
 
--- C raises only for programming errors (a closed client); they point at
--- the caller of the public method.
-local function checked(ok, a, b)
-  if not ok then error(a, 3) end
-  return a, b
-end
-
 -- The client's limiter before each request; the service's own rate refusal
 -- (other clients on the account) slows every user of the limiter down.
 local function limited(st, res, err)
@@ -130,22 +187,102 @@ local function limited(st, res, err)
   return res, err
 end
 
-local methods = core.client_methods
-local raw_purge, raw_purge_paths, raw_send = methods._purge, methods._purge_paths, methods._send
-local raw_info, raw_close, raw_set_credentials = methods._info, methods._close, methods._set_credentials
 
---- client:purge(urls) -> { task_id, request_id, attempts } | nil, err
--- Sends all URLs in one PurgeUrlsCache request after local validation.
-function methods:purge(urls)
-  local st = check_self(self, "purge")
-  if type(urls) ~= "table" then fail(":purge", "urls must be a table (got " .. type(urls) .. ")", 2) end
-  st.limiter:acquire(core.sleep)
-  local raw, err = checked(pcall(raw_purge, self, urls, now(st)))
-  if raw == nil and err.kind == "client" then return nil, decode.local_error(err, st.service, "URL") end
-  return limited(st, decode.task(raw, err))
+-- Learns the service's clock from an answer's Date header; true if it did.
+local function learn_offset(st, raw)
+  local server = raw and raw.headers and times.http_date(raw.headers.date)
+  if not server then return false end
+  st.clock_offset = server - local_time(st)
+  return true
 end
 
---- client:purge_paths(paths, {flush_type = "flush"|"delete"}) -> as purge
+-- service = "auto": the account has moved from ECDN to CDN; go on there.
+local function switch_to_cdn(self, st)
+  local url, host = st.url, st.host
+  if st.default_endpoint then url, host = endpoint.parse("https://" .. services.cdn.host) end
+  raw_set_target(self, { service = "cdn", host = host, version = services.cdn.version, url = url })
+  st.service, st.url, st.host = "cdn", url, host
+end
+
+-- What the service asks to correct once before the error is final.
+function correction(self, st, err, raw, done)
+  if err.code == "AuthFailure.SignatureExpire" and not done.skew and learn_offset(st, raw) then
+    done.skew = true
+    return true
+  end
+  if err.code == "UnauthorizedOperation.EcdnMigratedCdn" and st.auto and not done.switch then
+    done.switch = true
+    -- (Requests already in flight on ECDN come back the same way: go again.)
+    if st.service == "ecdn" then switch_to_cdn(self, st) end
+    return true
+  end
+  return false
+end
+
+-- One request through the pipeline: limiter, build-sign-send (send(ts) ->
+-- raw | nil, failure), decode; then at most one clock correction and one
+-- switch to CDN. C raises only for programming errors: they point at the
+-- caller of the public method (which must not tail-call this).
+local function run(self, st, send, decoder, what)
+  local done = {}
+  while true do
+    local fresh, cred_err = st.refresh(self)
+    if not fresh then return nil, cred_err end
+    st.limiter:acquire(core.sleep)
+    local ok, raw, failure = pcall(send, timestamp(st))
+    -- (A C error raised under our closure carries its position: drop it.)
+    if not ok then error((tostring(raw):gsub("^[^\n]-ecdn/[%w_]+%.lua:%d+: ", "")), 3) end
+    if raw == nil and failure.kind == "client" then
+      return nil, decode.local_error(failure, st.service, what)
+    end
+    local res, err = decoder(raw, failure)
+    if not err or not correction(self, st, err, raw, done) then return limited(st, res, err) end
+  end
+end
+
+local AREAS = { mainland = true, overseas = true, global = true }
+
+-- CDN's Area and UrlEncode, checked: a function giving the raw JSON members
+-- and the fields; on an "auto" client still on ECDN they wait for the switch
+-- (ECDN has neither).
+local function cdn_extras(st, fn, opts)
+  if opts == nil or (opts.area == nil and opts.url_encode == nil) then return nil end
+  if st.service ~= "cdn" and not st.auto then
+    fail(fn, "area and url_encode are CDN options (service = \"cdn\" or \"auto\")", 3)
+  end
+  local parts, fields = {}, {}
+  if opts.area ~= nil then
+    if not AREAS[opts.area] then fail(fn, "area must be \"mainland\", \"overseas\" or \"global\"", 3) end
+    parts[#parts + 1] = ',"Area":"' .. opts.area .. '"'
+    fields.Area = opts.area
+  end
+  if opts.url_encode ~= nil then
+    if type(opts.url_encode) ~= "boolean" then fail(fn, "url_encode must be a boolean", 3) end
+    parts[#parts + 1] = ',"UrlEncode":' .. tostring(opts.url_encode)
+    fields.UrlEncode = opts.url_encode
+  end
+  local tail = table.concat(parts)
+  return function()
+    if st.service == "cdn" then return tail, fields end
+  end
+end
+
+--- client:purge(urls [, {area, url_encode}]) -> { task_id, request_id, attempts } | nil, err
+-- Sends all URLs in one PurgeUrlsCache request after local validation.
+function methods:purge(urls, opts)
+  local st = check_self(self, "purge")
+  if type(urls) ~= "table" then fail(":purge", "urls must be a table (got " .. type(urls) .. ")", 2) end
+  if opts ~= nil and type(opts) ~= "table" then fail(":purge", "opts must be a table", 2) end
+  local extras = cdn_extras(st, ":purge", opts)
+  local res, err = run(self, st, function(ts)
+    if st.signature == "v1" then return v1.purge(self, st, "PurgeUrlsCache", "Urls", urls, ts, extras) end
+    local raw, failure = raw_purge(self, urls, ts, extras and extras()) -- no tail call: C errors carry no position
+    return raw, failure
+  end, decode.task, "URL")
+  return res, err
+end
+
+--- client:purge_paths(paths, {flush_type = "flush"|"delete", area, url_encode}) -> as purge
 function methods:purge_paths(paths, opts)
   local st = check_self(self, "purge_paths")
   if type(paths) ~= "table" then fail(":purge_paths", "paths must be a table (got " .. type(paths) .. ")", 2) end
@@ -153,10 +290,15 @@ function methods:purge_paths(paths, opts)
   if not FLUSH_TYPES[flush_type] then
     fail(":purge_paths", "opts.flush_type must be \"flush\" or \"delete\"", 2)
   end
-  st.limiter:acquire(core.sleep)
-  local raw, err = checked(pcall(raw_purge_paths, self, paths, flush_type, now(st)))
-  if raw == nil and err.kind == "client" then return nil, decode.local_error(err, st.service, "path") end
-  return limited(st, decode.task(raw, err))
+  local extras = cdn_extras(st, ":purge_paths", opts)
+  local res, err = run(self, st, function(ts)
+    if st.signature == "v1" then
+      return v1.purge(self, st, "PurgePathCache", "Paths", paths, ts, extras, flush_type)
+    end
+    local raw, failure = raw_purge_paths(self, paths, flush_type, ts, extras and extras())
+    return raw, failure
+  end, decode.task, "path")
+  return res, err
 end
 
 --- client:call(action, params) -> decoded Response table (plus `attempts`) | nil, err
@@ -173,8 +315,12 @@ function methods:call(action, params)
   local ok, body = pcall(request.action, params)
   if not ok then fail(":call", tostring(body):gsub("^[^:]*:%d+: ", ""), 2) end
   local resend = action:find("^Describe") ~= nil
-  st.limiter:acquire(core.sleep)
-  return limited(st, decode.outcome(checked(pcall(raw_send, self, action, body, now(st), resend))))
+  local res, err = run(self, st, function(ts)
+    if st.signature == "v1" then return v1.call(self, st, action, params, ts, resend) end
+    local raw, failure = raw_send(self, action, body, ts, resend)
+    return raw, failure
+  end, decode.outcome)
+  return res, err
 end
 
 --- client:purge_all(urls, opts) -> report | nil, err
@@ -187,12 +333,156 @@ function methods:purge_all(urls, opts)
   return report, err
 end
 
+--- client:purge_paths_all(paths, opts) -> report | nil, err: purge_all's twin
+-- for directories (opts.flush_type required; 500 paths per request at most).
+function methods:purge_paths_all(paths, opts)
+  local st = check_self(self, "purge_paths_all")
+  if type(paths) ~= "table" then fail(":purge_paths_all", "paths must be a table (got " .. type(paths) .. ")", 2) end
+  local report, err = bulk.purge_all(self, st, paths, opts, "paths")
+  return report, err
+end
+
 --- client:wait(task_ids, {timeout, interval}) -> { [task_id] = "done"|"fail"|"process"|"unknown" }
 function methods:wait(task_ids, opts)
   local st = check_self(self, "wait")
   if type(task_ids) ~= "table" then fail(":wait", "task_ids must be a table", 2) end
   if opts ~= nil and type(opts) ~= "table" then fail(":wait", "opts must be a table", 2) end
-  return bulk.wait(self, st, task_ids, opts)
+  local status = bulk.wait(self, st, task_ids, opts)
+  return status
+end
+
+--- client:push(urls, {area, user_agent}) -> { task_id, request_id, attempts } | nil, err
+-- PushUrlsCache (prefetch), CDN only; the same local URL checks as purge.
+function methods:push(urls, opts)
+  local st = check_self(self, "push")
+  if type(urls) ~= "table" then fail(":push", "urls must be a table (got " .. type(urls) .. ")", 2) end
+  if opts ~= nil and type(opts) ~= "table" then fail(":push", "opts must be a table", 2) end
+  opts = opts or {}
+  if st.service ~= "cdn" and not st.auto then
+    fail(":push", "PushUrlsCache exists on CDN only (service = \"cdn\")", 2)
+  end
+  if opts.area ~= nil and not AREAS[opts.area] then
+    fail(":push", "area must be \"mainland\", \"overseas\" or \"global\"", 2)
+  end
+  if opts.user_agent ~= nil and (type(opts.user_agent) ~= "string" or opts.user_agent:find("[%c]")) then
+    fail(":push", "user_agent must be a string without control characters", 2)
+  end
+  local ok, problem = request.purge_urls(urls) -- the local checks, in list order
+  if not ok then return nil, decode.local_error(problem, st.service, "URL") end
+  local params = { Urls = urls, Area = opts.area, UserAgent = opts.user_agent }
+  local body = request.action(params)
+  local res, err = run(self, st, function(ts)
+    if st.service ~= "cdn" then -- an "auto" client still on ECDN: ECDN has no push
+      return nil, { kind = "client", problem = "service", reason = "PushUrlsCache exists on CDN only" }
+    end
+    if st.signature == "v1" then return v1.call(self, st, "PushUrlsCache", params, ts, false) end
+    local raw, failure = raw_send(self, "PushUrlsCache", body, ts, false)
+    return raw, failure
+  end, decode.task, "URL")
+  return res, err
+end
+
+local TASK_FILTER = { task_id = "TaskId", keyword = "Keyword", status = "Status", purge_type = "PurgeType",
+                      offset = "Offset", limit = "Limit", area = "Area" }
+
+-- The DescribePurgeTasks parameters of a filter (times: unix seconds -> Beijing time).
+local function task_params(fn, filter)
+  if filter ~= nil and type(filter) ~= "table" then fail(fn, "filter must be a table", 3) end
+  local p = {}
+  for k, v in pairs(filter or {}) do
+    if k == "start_time" or k == "end_time" then
+      if type(v) ~= "number" then fail(fn, k .. " must be unix seconds", 3) end
+      p[k == "start_time" and "StartTime" or "EndTime"] = times.beijing(v)
+    elseif TASK_FILTER[k] then
+      p[TASK_FILTER[k]] = v
+    else
+      fail(fn, "unknown filter '" .. tostring(k) .. "'", 3)
+    end
+  end
+  return p
+end
+
+local function task_of(e)
+  if type(e) ~= "table" then return nil end
+  local clean = decode.clean
+  return { task_id = clean(e.TaskId, decode.MAX_ID), url = clean(e.Url, decode.MAX_MESSAGE),
+           status = clean(e.Status, decode.MAX_ID), purge_type = clean(e.PurgeType, decode.MAX_ID),
+           flush_type = clean(e.FlushType, decode.MAX_ID), create_time = times.from_beijing(e.CreateTime) }
+end
+
+--- client:tasks(filter) -> array of {task_id, url, status, purge_type,
+-- flush_type, create_time (unix seconds)}, total_count | nil, err.
+-- filter: task_id, keyword, status, purge_type, start_time, end_time (unix
+-- seconds), offset, limit, area (CDN).
+function methods:tasks(filter)
+  check_self(self, "tasks")
+  local params = task_params(":tasks", filter)
+  local resp, err = self:call("DescribePurgeTasks", params)
+  if not resp then return nil, err end
+  local list = {}
+  for _, e in ipairs(type(resp.PurgeLogs) == "table" and resp.PurgeLogs or {}) do list[#list + 1] = task_of(e) end
+  return list, type(resp.TotalCount) == "number" and resp.TotalCount or #list
+end
+
+--- client:each_task(filter) -> iterator over every page: `for task, err in client:each_task{...}`
+-- (an error ends the iteration after being yielded once as nil, err).
+function methods:each_task(filter)
+  check_self(self, "each_task")
+  local params = task_params(":each_task", filter)
+  local limit = params.Limit or 100
+  params.Limit = limit
+  local offset = params.Offset or 0
+  local page, i, done = {}, 0, false
+  return function()
+    if done then return nil end
+    i = i + 1
+    if i > #page then
+      params.Offset = offset
+      local resp, err = self:call("DescribePurgeTasks", params)
+      if not resp then
+        done = true
+        return nil, err
+      end
+      page, i = type(resp.PurgeLogs) == "table" and resp.PurgeLogs or {}, 1
+      offset = offset + #page
+      if #page == 0 then
+        done = true
+        return nil
+      end
+      if #page < limit then done = "last" end
+    end
+    local t = task_of(page[i])
+    if done == "last" and i == #page then done = true end
+    return t
+  end
+end
+
+local function quota_of(q)
+  if type(q) ~= "table" then return nil end
+  return { batch = q.Batch, total = q.Total, available = q.Available }
+end
+
+--- client:quota() -> ECDN: { urls = {batch, total, available}, paths = {...} };
+-- CDN: { urls = { mainland = {...}, overseas = {...} }, paths = { ... } } | nil, err
+function methods:quota()
+  local st = check_self(self, "quota")
+  local resp, err = self:call("DescribePurgeQuota", {})
+  if not resp then return nil, err end
+  local out = {}
+  for field, name in pairs { UrlPurge = "urls", PathPurge = "paths" } do
+    local q = resp[field]
+    if type(q) == "table" and q[1] ~= nil then -- CDN: one per area
+      local by_area = {}
+      for _, e in ipairs(q) do
+        if type(e) == "table" and type(e.Area) == "string" then by_area[e.Area] = quota_of(e) end
+      end
+      out[name] = by_area
+    else
+      out[name] = quota_of(q)
+    end
+  end
+  out.service = st.service
+  return out
 end
 
 --- client:set_credentials{secret_id, secret_key, token} -> true | nil, err
@@ -203,8 +493,9 @@ function methods:set_credentials(t)
   if type(t) ~= "table" then fail(":set_credentials", "argument must be a table", 2) end
   local ok, err = credentials.check(t.secret_id, t.secret_key, t.token)
   if not ok then return nil, err end
-  checked(pcall(raw_set_credentials, self, {
-    secret_id = t.secret_id, secret_key = t.secret_key, token = t.token ~= "" and t.token or nil }))
+  local done, why = pcall(raw_set_credentials, self, {
+    secret_id = t.secret_id, secret_key = t.secret_key, token = t.token ~= "" and t.token or nil })
+  if not done then error(why, 2) end
   st.credential_source = t.source or "set_credentials"
   return true
 end
@@ -215,6 +506,8 @@ function methods:info()
   local st = check_self(self, "info")
   local info = raw_info(self)
   info.credential_source = st and st.credential_source
+  info.clock_offset = st and st.clock_offset
+  info.signature = st and st.signature
   return info
 end
 

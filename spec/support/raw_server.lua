@@ -23,9 +23,9 @@ local M = {} -- the shared values, also read by the spec through require
 
 -- JSON string bodies (\u escapes for the control characters; raw bytes for
 -- the invalid UTF-8). The spec holds the exact cleaned values.
-M.TASK_ID = [[task-\u001b[31m-\u0000-]] .. "\xff\xfe" .. [[-é-\u0085-]] .. "\x7f" .. "-end"
+M.TASK_ID = [[task-\u001b[31m-\u0000-]] .. "\255\254" .. [[-é-\u0085-]] .. "\127" .. "-end"
 M.REQUEST_ID = ("r"):rep(5000)
-M.CODE = [[Bad\tCode]] .. "\xe2\x82" .. ("c"):rep(5000)
+M.CODE = [[Bad\tCode]] .. "\226\130" .. ("c"):rep(5000)
 M.MESSAGE = [[\u0001]] .. ("m"):rep(4999)
 
 local OK_BODY = '{"Response":{"TaskId":"raw-task-1","RequestId":"raw-request-1"}}'
