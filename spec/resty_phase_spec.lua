@@ -33,7 +33,7 @@ describe("resty.ecdn in nginx phases", function()
         -- the blocking client may be made here (before the workers exist)
         local ok, c = pcall(require("ecdn").client, t.opts())
         t.put("blocking_init", ok and "made" or nil, not ok and c or nil)
-        if ok then c:close() end
+        t.blocking = ok and c or nil -- kept: a handler must not be able to use it either
       ]],
       http = [[
         init_worker_by_lua_block {
@@ -80,6 +80,12 @@ describe("resty.ecdn in nginx phases", function()
           content_by_lua_block {
             local ok, e = pcall(require("ecdn").client, t.opts())
             t.say(ok and "made" or nil, not ok and e or nil)
+          }
+        }
+        location = /blocking_used {
+          content_by_lua_block {
+            local ok, e = pcall(t.blocking.purge, t.blocking, { "https://www.example.com/phase/blocked.jpg" })
+            t.say(ok and "sent" or nil, not ok and e or nil)
           }
         }
         location = /blocking_access {
@@ -189,6 +195,10 @@ describe("resty.ecdn in nginx phases", function()
     assert.truthy(timer.err.string:find("resty.ecdn", 1, true))
     -- in init, before the workers exist, nothing is blocked
     assert.equal("made", assert(n:result("blocking_init")).res)
+    -- but the client made there refuses to send from a handler
+    local used = n:json("/blocking_used")
+    assert.is_nil(used.res)
+    assert.truthy(used.err.string:find("blocks the nginx worker (phase 'content')", 1, true), used.err.string)
   end)
 
   it("credentials from the environment without `env` lines: the error names them", function()

@@ -17,7 +17,7 @@ describe("resty.ecdn purges in nginx", function()
   local s, n
 
   setup(function()
-    s = sim.start { args = { "--rate", "0" }, log = true }
+    s = sim.start { args = { "--rate", "0", "--quota", "1000000" }, log = true }
     n = nginx.start {
       workers = 1,
       helpers = true,
@@ -121,6 +121,34 @@ describe("resty.ecdn purges in nginx", function()
           local raised = not pcall(c.purge, c, { "https://www.example.com/resty/rot3.jpg" })
           t.say({ bad = bad and bad.code, ok = res and res.task_id, source = "set_credentials",
                   closed_raises = raised }, err)
+        ]]),
+        content("/bulk", [[
+          local key, n = ngx.var.arg_key, tonumber(ngx.var.arg_n)
+          local ok, err = ngx.timer.at(0, function()
+            local urls = {}
+            for i = 1, n do urls[i] = "https://www.example.com/resty/bulk/" .. i end
+            urls[#urls + 1] = "ftp://www.example.com/not-a-purge" -- refused locally, accounted in errors
+            local rep, rerr = t.client:purge_all(urls, { batch = 500, concurrency = 4 })
+            if not rep then return t.put(key, nil, rerr) end
+            local where, twice = {}, 0
+            for _, list in ipairs { rep.tasks, rep.errors } do
+              for _, x in ipairs(list) do
+                for _, u in ipairs(x.urls) do
+                  if where[u] then twice = twice + 1 end
+                  where[u] = true
+                end
+              end
+            end
+            local accounted = 0
+            for _, u in ipairs(urls) do if where[u] then accounted = accounted + 1 end end
+            t.put(key, { ok = rep.ok, failed = rep.failed, tasks = #rep.tasks, requests = rep.requests,
+                         accounted = accounted, twice = twice })
+          end)
+          ngx.say(ok and "scheduled" or err)
+        ]]),
+        content("/bulk_phase", [[
+          local ok, msg = pcall(t.client.purge_all, t.client, "x")
+          t.say({ raised = not ok, msg = msg })
         ]]),
         content("/info", [[
           local info = t.client:info()
@@ -262,6 +290,25 @@ describe("resty.ecdn purges in nginx", function()
     assert.equal(2, out.err.index)
     assert.is_true(out.res.raised)
     assert.truthy(out.res.msg:find("done must be a function", 1, true))
+  end)
+
+  it("purge_all of 10,000 URLs from a timer: every URL accounted for, each purged once", function()
+    local body = select(2, n:get("/bulk?key=b1&n=10000"))
+    assert.equal("scheduled\n", body)
+    local out = assert(n:result("b1", 60))
+    assert.is_nil(out.err, out.err and out.err.string)
+    assert.same({ ok = 10000, failed = 1, tasks = 20, requests = 20, accounted = 10001, twice = 0 }, out.res)
+    local count = {}
+    for _, e in ipairs(s:log_entries()) do
+      for _, u in ipairs(e.urls or {}) do count[u] = (count[u] or 0) + 1 end
+    end
+    for i = 1, 10000 do
+      local u = "https://www.example.com/resty/bulk/" .. i
+      assert(count[u] == 1, u .. " purged " .. tostring(count[u]) .. " times")
+    end
+    local bad = n:json("/bulk_phase")
+    assert.is_true(bad.res.raised)
+    assert.truthy(bad.res.msg:find("urls must be a table", 1, true), bad.res.msg)
   end)
 
   it("refuses bad options with a programming error that says what to do", function()

@@ -82,14 +82,20 @@ end
 
 local correction -- what the service asks to correct once (defined with the methods)
 
---- ecdn.client(opts) -> client | nil, err. Bad option names or types raise.
-function M.new(opts)
-  -- libcurl would block the nginx worker: in a request or timer, resty.ecdn.
+-- libcurl would block the nginx worker: in a request or timer, resty.ecdn.
+-- (Checked when a client is made and before each request: a client made in
+-- init_by_lua must not be used from a handler either.)
+local function not_in_nginx_request(fn, level)
   local ngx = rawget(_G, "ngx")
   local phase = type(ngx) == "table" and type(ngx.get_phase) == "function" and ngx.get_phase()
   if phase and phase ~= "init" and phase ~= "init_worker" and phase ~= "exit_worker" then
-    fail("", "blocks the nginx worker (phase '" .. phase .. "'): inside nginx use resty.ecdn", 2)
+    fail(fn, "blocks the nginx worker (phase '" .. phase .. "'): inside nginx use resty.ecdn", level + 1)
   end
+end
+
+--- ecdn.client(opts) -> client | nil, err. Bad option names or types raise.
+function M.new(opts)
+  not_in_nginx_request("", 2)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then fail("", "options must be a table (got " .. type(opts) .. ")", 2) end
   for k, v in pairs(opts) do
@@ -224,6 +230,7 @@ end
 -- switch to CDN. C raises only for programming errors: they point at the
 -- caller of the public method (which must not tail-call this).
 local function run(self, st, send, decoder, what)
+  not_in_nginx_request("", 3)
   local done = {}
   while true do
     local fresh, cred_err = st.refresh(self)
@@ -329,6 +336,7 @@ end
 function methods:purge_all(urls, opts)
   local st = check_self(self, "purge_all")
   if type(urls) ~= "table" then fail(":purge_all", "urls must be a table (got " .. type(urls) .. ")", 2) end
+  not_in_nginx_request(":purge_all", 2)
   local report, err = bulk.purge_all(self, st, urls, opts) -- not a tail call: errors name the caller's line
   return report, err
 end

@@ -116,6 +116,10 @@ local codes = {
   ["ClientError.InvalidParameter"] = { "an argument failed local validation; nothing was sent", false },
   ["ClientError.ResponseTooLarge"] = { "the response's body or headers exceed the client's cap", false },
   ["ClientError.Interrupted"] = { "interrupted (SIGINT) while a request was in flight", false },
+  ["ClientError.QuotaExceeded"] = { "purge_all with quota_check: the job is larger than today's quota", false },
+  ["ClientError.Deadline"] = { "purge_all's deadline passed before the batch was sent", false },
+  ["ClientError.PhaseError"] = { "resty.ecdn: no cosockets in this nginx phase (use purge_async)", false },
+  ["ClientError.TimerError"] = { "resty.ecdn: purge_async could not start a timer", true },
 }
 M.codes = codes
 

@@ -19,16 +19,19 @@ if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
   error("resty.ecdn runs inside nginx (lua-nginx-module / OpenResty); elsewhere use require(\"ecdn\").client", 2)
 end
 
+local bulk = require "ecdn.bulk"
 local core = require "ecdn.core"
 local credentials = require "ecdn.credentials"
 local decode = require "ecdn.decode"
 local endpoint = require "ecdn.endpoint"
 local errors = require "ecdn.errors"
+local limiter = require "ecdn.limiter"
 local request = require "ecdn.request"
 local services = require "ecdn.services"
 local signer = require "ecdn.signer"
 local http = require "resty.ecdn.http"
 local limit = require "resty.ecdn.limit"
+local semaphore = require "ngx.semaphore"
 
 local ngx = ngx
 local get_phase = ngx.get_phase
@@ -298,22 +301,66 @@ function Client:purge_async(urls, done)
   return true
 end
 
---- client:purge_all(urls, opts) -- HOOK (issue 9's engine, lua/ecdn/bulk.lua,
--- is being built; wire it here, do not duplicate it).
--- The engine drives ecdn.client through c:_start(action, body, timestamp,
--- resend) -> id | nil, failure and c:_wait(timeout) -> { {id, raw | failure} },
--- with st.limiter / st.sleep / st.now / st.timestamp. An adapter over this
--- client gives the same: _start spawns ngx.thread.spawn(self._send-like
--- function without the limiter) and records its id; _wait waits on an
--- ngx.semaphore posted by each finished thread (timeout in seconds), and
--- returns the finished {id, raw | failure}; st.limiter = self.limiter,
--- st.sleep = limit.sleep, st.now = ngx.now after ngx.update_time,
--- st.timestamp = function() return timestamp(self) end. Concurrency is then
--- the engine's `concurrency` light threads; only in cosocket phases (check
--- phase_error("purge_all") first).
-function Client:purge_all(urls, opts) -- luacheck: no unused args
+-- Stands in for a limiter when the client has none (rate = 0).
+local UNLIMITED = { take = function() return 0 end, penalize = function() end, acquire = function() end }
+
+-- ecdn.bulk drives its transport through _start/_wait (in ecdn.client: libcurl
+-- multi in C). Here each request is a light thread, and a semaphore wakes
+-- the engine when one has finished.
+local function runner(self)
+  local sema = assert(semaphore.new())
+  local finished, next_id = {}, 0
+  local r = {}
+  function r._start(_, action, body, ts, resend)
+    next_id = next_id + 1
+    local id = next_id
+    local req = signer.tc3(self.sign_target, self.cred, action, body, ts)
+    local th, err = ngx.thread.spawn(function()
+      local raw, failure = http.request(self.conf, req, resend)
+      finished[#finished + 1] = { id = id, raw = raw, failure = failure }
+      sema:post(1)
+    end)
+    if not th then
+      return nil, { kind = "network", detail = "bad_request", sent = false, retryable = false, attempts = 0,
+                    message = "resty.ecdn: cannot start a light thread: " .. tostring(err) }
+    end
+    return id
+  end
+  function r._wait(_, timeout)
+    if #finished == 0 then sema:wait(timeout) end
+    local out = finished
+    finished = {}
+    return out
+  end
+  function r.call(_, action, params) return self:call(action, params) end
+  return r
+end
+
+--- client:purge_all(urls, opts) -> report | nil, err: ecdn.client's
+-- purge_all (lua/ecdn/bulk.lua: batches, limiter, retries, lookups, exact
+-- accounting) on light threads; `concurrency` threads at most.
+function Client:purge_all(urls, opts)
   check_self(self, "purge_all")
-  fail(":purge_all", "not available yet in resty.ecdn (it will reuse ecdn.bulk, issue 9)", 2)
+  if type(urls) ~= "table" then fail(":purge_all", "urls must be a table (got " .. type(urls) .. ")", 2) end
+  local perr = phase_error("purge_all")
+  if perr then return nil, perr end
+  local lim = self.limiter or UNLIMITED
+  local st = {
+    service = self.service, clock = self.clock, clock_offset = 0, limiter = lim,
+    now = function() ngx.update_time() return ngx.now() end,
+    sleep = function(secs) ngx.sleep(secs) return true end,
+    timestamp = function() return timestamp(self) end,
+    refresh = function() return true end,
+    correct = function() return false end,
+  }
+  st.limiter_for = function(job_rate)
+    if not job_rate or job_rate == self.rate then return lim end
+    local job = limiter.new { rate = job_rate, window = M.WINDOW, clock = st.now }
+    return { take = function() local w = job:take() if w > 0 then return w end return lim:take() end,
+             penalize = function(_, secs) lim:penalize(secs) end }
+  end
+  local report, err = bulk.purge_all(runner(self), st, urls, opts) -- not a tail call: errors name the caller
+  return report, err
 end
 
 --- client:set_credentials{secret_id, secret_key, token} -> true | nil, err
