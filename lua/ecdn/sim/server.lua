@@ -24,6 +24,8 @@ M.MAX_BODY = MAX_BODY
 -- BIG_BODY are in memory at once, whatever the number of connections.
 local BIG_BODY = 256 * 1024
 local BIG_SLOTS = 2
+local LINGER_MAX = 64 * 1024 * 1024 -- after a 413: bytes read and dropped before closing
+local LINGER_SECONDS = 5
 local IDLE_TIMEOUT = 120            -- seconds a keep-alive connection may sit idle
 local IO_TIMEOUT = 30               -- seconds for the rest of a request once it started
 
@@ -337,6 +339,18 @@ function M.run(service, faults, opts)
         req.body = nil -- the body's memory may go while the answer is written
         rd:release_big()
         local sent = con:xwrite(out, "bn")
+        if sent and req.too_large then
+          -- A lingering close, as web servers do: read and drop what the
+          -- client still sends, so closing does not reset the connection
+          -- and destroy the 413 before the client has read it.
+          con:shutdown("w")
+          local dropped, deadline = 0, clock() + LINGER_SECONDS
+          while dropped < LINGER_MAX and clock() < deadline do
+            local chunk = con:xread(-65536, "b", deadline - clock())
+            if not chunk then break end
+            dropped = dropped + #chunk
+          end
+        end
         if not sent or close then return "done" end
       end
     end)
