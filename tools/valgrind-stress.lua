@@ -123,6 +123,20 @@ local function net_round(s, faults, closed_port)
   tick("net: purge_paths")
   c:close()
 
+  -- Many requests in flight (libcurl multi slots), signature v1, the quota shape.
+  local b = client(s.url, { rate = 0 })
+  local many = {}
+  for i = 1, 40 do many[i] = "https://www.example.com/bulk/" .. i end
+  local rep = assert(b:purge_all(many, { batch = 5, concurrency = 4 }))
+  assert(rep.ok == 40, "purge_all")
+  assert(b:quota().urls.available)
+  b:close()
+  local v = client(s.url, { signature = "v1", rate = 0 })
+  assert(v:purge(url))
+  assert(v:call("DescribePurgeQuota", {}))
+  v:close()
+  tick("net: purge_all, v1, quota")
+
   -- The pipeline's stages by hand, through the transport userdata.
   local tr = core.http { timeout = 5 }
   local target = { url = s.url, host = s.url:match("^https?://([^/]+)"), service = "ecdn", version = "2019-10-12" }
