@@ -1,7 +1,18 @@
 /* libFuzzer target: the TC3-HMAC-SHA256 signer over arbitrary field contents.
  * A field oracle predicts acceptance; an accepted request is re-signed here by
- * an independent implementation (stdio + OpenSSL EVP + gmtime_r) and every
- * output byte is compared. */
+ * an independent implementation (stdio + OpenSSL EVP + gmtime_r, the key
+ * chain derived afresh every time) and every output byte is compared.
+ * The signers under test live across inputs, so their derived-key caches and
+ * reused contexts carry state from one input to the next: the calling
+ * thread's signer (ecdn_sign_tc3), or (flag 0x80) a small one of two entries
+ * that evicts all the time. In that mode, bit 2 of the input's size moves the
+ * timestamp to within two seconds of a UTC midnight and swaps the secret key
+ * for one of three near-identical keys (same, last byte flipped, one byte
+ * longer), so consecutive inputs hit, miss and replace entries. Bit 3 of the
+ * timestamp and of the size forgets the key first (either signer), bits 4
+ * and 5 of the timestamp clear the small signer's cache. Bit 0 of the
+ * size asks for no debug strings; bit 1 reuses the previous input's result
+ * without freeing it. */
 #define _POSIX_C_SOURCE 200809L
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -42,17 +53,22 @@ static int str_same(ecdn_str a, const char *p, size_t n)
     return a.len == n && (n == 0 || memcmp(a.ptr, p, n) == 0);
 }
 
+static ecdn_tc3_signer *small_signer;
+static ecdn_tc3_result kept; /* reused across inputs */
+static int kept_init;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_in in = { data, size };
     void *owned[NF];
     ecdn_str f[NF];
     ecdn_tc3_request q;
-    ecdn_tc3_result r;
+    ecdn_tc3_result fresh, *rp;
     const char *bad = "unset";
     unsigned flags = fuzz_byte(&in);
     long long ts = fuzz_i64(&in);
-    int i, rc, expect_ok = 1;
+    int i, rc, expect_ok = 1, use_small = (flags & 0x80) != 0, reuse = (size & 2) != 0;
+    char *pool_key = NULL;
 
     if (!(flags & 0x40)) ts = (long long)((unsigned long long)ts % (ECDN_MAX_TIMESTAMP + 1ULL));
     for (i = 0; i < F_PAYLOAD; i++) f[i] = fuzz_field(&in, &owned[i]);
@@ -70,8 +86,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (flags & 0x08) q.language = f[F_LANG];
     if (flags & 0x10) q.content_type = f[F_CT];
     if (!(flags & 0x20)) q.payload = f[F_PAYLOAD];
-    q.timestamp = ts;
     q.sign_action = flags & 1;
+    q.omit_debug = (int)(size & 1);
+    if (use_small && small_signer == NULL) FUZZ_CHECK((small_signer = ecdn_tc3_signer_new(2)) != NULL);
+    if (use_small && (size & 4)) {
+        /* Near a midnight, with one of three near-identical keys. */
+        unsigned long long u = (unsigned long long)ts;
+        ts = 1551139200LL - 2 + (long long)(u % 5);
+        if (q.secret_key.len > 0) {
+            size_t n = q.secret_key.len, which = (size_t)((u >> 3) % 3);
+            pool_key = (char *)malloc(n + (which == 2)); /* exact size: ASan sees any overread */
+            FUZZ_CHECK(pool_key != NULL);
+            memcpy(pool_key, q.secret_key.ptr, n);
+            if (which == 1) pool_key[n - 1] ^= 1;
+            else if (which == 2) pool_key[n++] = 'x';
+            q.secret_key.ptr = pool_key;
+            q.secret_key.len = n;
+        }
+    }
+    q.timestamp = ts;
+    if (((unsigned long long)ts & 8) && (size & 8)) {
+        if (use_small) ecdn_tc3_signer_forget(small_signer, q.secret_key);
+        else ecdn_tc3_forget_key(q.secret_key);
+    }
+    if (use_small && ((unsigned long long)ts & 16) && ((unsigned long long)ts & 32)) ecdn_tc3_signer_clear(small_signer);
 
     /* Oracle: required fields non-empty; header fields free of CR, LF, NUL. */
     for (i = F_ID; i <= F_VERSION; i++)
@@ -86,8 +124,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (q.content_type.ptr && q.content_type.len == 0) expect_ok = 0; /* given but empty */
     if (ts < 0 || ts > ECDN_MAX_TIMESTAMP) expect_ok = 0;
 
-    ecdn_tc3_result_init(&r);
-    rc = ecdn_sign_tc3(&q, &r, &bad);
+    if (reuse) {
+        if (!kept_init) { ecdn_tc3_result_init(&kept); kept_init = 1; }
+        rp = &kept;
+    } else {
+        ecdn_tc3_result_init(&fresh);
+        rp = &fresh;
+    }
+#define r (*rp)
+    rc = use_small ? ecdn_tc3_signer_sign(small_signer, &q, &r, &bad) : ecdn_sign_tc3(&q, &r, &bad);
+    if (use_small) {
+        ecdn_tc3_cache_stats st;
+        ecdn_tc3_signer_stats(small_signer, &st);
+        FUZZ_CHECK(st.capacity == 2 && st.entries <= 2);
+    }
     if (!expect_ok) {
         FUZZ_CHECK(rc == ECDN_EFIELD || rc == ECDN_ERANGE);
         FUZZ_CHECK(bad != NULL && strcmp(bad, "unset") != 0);
@@ -128,7 +178,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         fprintf(m, "\n%s\n%s", signed_headers, phash);
         fclose(m);
-        FUZZ_CHECK(same(&r.canonical_request, cr, crn));
+        if (q.omit_debug) FUZZ_CHECK(r.canonical_request.len == 0 && r.string_to_sign.len == 0);
+        else FUZZ_CHECK(same(&r.canonical_request, cr, crn));
 
         sha256hex(cr, crn, chash);
         m = open_memstream(&sts, &stsn);
@@ -136,7 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fwrite(q.service.ptr, 1, q.service.len, m);
         fprintf(m, "/tc3_request\n%s", chash);
         fclose(m);
-        FUZZ_CHECK(same(&r.string_to_sign, sts, stsn));
+        if (!q.omit_debug) FUZZ_CHECK(same(&r.string_to_sign, sts, stsn));
 
         m = open_memstream(&key, &keyn);
         fputs("TC3", m);
@@ -188,10 +239,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(auth);
         free(key);
     }
-    ecdn_tc3_result_free(&r);
-    /* Freed results are empty and freeing twice is harmless. */
-    FUZZ_CHECK(r.authorization.data == NULL && r.canonical_request.data == NULL && r.nheaders == 0);
-    ecdn_tc3_result_free(&r);
+    if (!reuse) {
+        ecdn_tc3_result_free(&r);
+        /* Freed results are empty and freeing twice is harmless. */
+        FUZZ_CHECK(r.authorization.data == NULL && r.canonical_request.data == NULL && r.nheaders == 0);
+        ecdn_tc3_result_free(&r);
+    }
+#undef r
     for (i = 0; i < NF; i++) free(owned[i]);
+    free(pool_key);
     return 0;
 }

@@ -63,6 +63,7 @@ struct ecdn_http {
 
 static volatile sig_atomic_t g_interrupted = 0;
 static int g_wake[2] = { -1, -1 };   /* self-pipe: wakes curl_multi_poll on SIGINT */
+static pid_t g_wake_pid = 0;          /* the process the pipe belongs to */
 
 static void on_sigint(int sig)
 {
@@ -96,6 +97,7 @@ int ecdn_http_catch_interrupts(void)
         }
         g_wake[0] = p[0];
         g_wake[1] = p[1];
+        g_wake_pid = getpid();
     }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
@@ -106,6 +108,28 @@ int ecdn_http_catch_interrupts(void)
 int ecdn_http_interrupted(void)
 {
     return g_interrupted != 0;
+}
+
+/* Reads what SIGINT wrote, so the pipe wakes no poll again. */
+static void drain_wake(void)
+{
+    char buf[64];
+    if (g_wake[0] < 0) return;
+    while (read(g_wake[0], buf, sizeof buf) > 0) {}
+}
+
+/* A forked child gets a self-pipe of its own: a SIGINT to one process must
+ * not wake the other's polls forever. */
+static void own_wake_pipe(void)
+{
+    int p[2];
+    if (g_wake[0] < 0 || g_wake_pid == getpid()) return;
+    if (pipe(p) != 0 || cloexec_nonblock(p[0]) != 0 || cloexec_nonblock(p[1]) != 0) return;
+    close(g_wake[0]);
+    close(g_wake[1]);
+    g_wake[0] = p[0];
+    g_wake[1] = p[1];
+    g_wake_pid = getpid();
 }
 
 int ecdn_http_global_init(void)
@@ -152,13 +176,16 @@ static int close_socket(void *ud, curl_socket_t fd)
 /* In a forked child: point every inherited socket at /dev/null, so that
  * whatever curl and OpenSSL write while closing them (a TLS close_notify)
  * never reaches the parent's peer. */
-static void detach_sockets(ecdn_http *h)
+static int detach_sockets(ecdn_http *h)
 {
     int null = open("/dev/null", O_RDWR);
     size_t i;
-    if (null < 0) return;
-    for (i = 0; i < h->nsocks; i++) (void)dup2(null, h->socks[i]);
+    int rc = 0;
+    if (null < 0) return -1;
+    for (i = 0; i < h->nsocks; i++)
+        if (dup2(null, h->socks[i]) < 0) rc = -1;
     close(null);
+    return rc;
 }
 
 /* ---- setup ---------------------------------------------------------------- */
@@ -269,7 +296,10 @@ static void free_slots(ecdn_http *h)
 void ecdn_http_free(ecdn_http *h)
 {
     if (h == NULL) return;
-    if (h->pid != getpid()) detach_sockets(h);
+    if (h->pid != getpid() && detach_sockets(h) != 0) {
+        /* Closing could still reach the parent's peer: leave it all be. */
+        return;
+    }
     free_slots(h);
     if (h->multi) curl_multi_cleanup(h->multi); /* closes cached connections */
     if (h->curl) curl_easy_cleanup(h->curl);
@@ -279,6 +309,8 @@ void ecdn_http_free(ecdn_http *h)
 }
 
 static void orphan_slots(ecdn_http *h);
+static void own_wake_pipe(void);
+static void free_headers(struct curl_slist *list);
 static void set_transfer(CURL *c, transfer *t, struct curl_slist *list, const ecdn_http_request *q);
 static void clear_transfer(CURL *c);
 
@@ -293,10 +325,32 @@ static int renew(ecdn_http *h)
         if (multi) curl_multi_cleanup(multi);
         return -1;
     }
-    detach_sockets(h);
-    orphan_slots(h); /* transfers the parent started are the parent's */
-    curl_multi_cleanup(h->multi);
-    curl_easy_cleanup(h->curl);
+    own_wake_pipe();
+    if (detach_sockets(h) == 0) {
+        orphan_slots(h); /* transfers the parent started are the parent's */
+        curl_multi_cleanup(h->multi);
+        curl_easy_cleanup(h->curl);
+    } else {
+        /* Cannot point them at /dev/null: never close them here (a TLS
+         * close_notify would reach the parent's peer); the old handles
+         * are left behind, and the in-flight requests reported. */
+        size_t i;
+        for (i = 0; i < h->nslots; i++) {
+            slot *sl = h->slots[i];
+            sl->easy = NULL;
+            free_headers(sl->hdrs); /* ours alone: freeing them touches no socket */
+            sl->hdrs = NULL;
+            if (sl->busy == 1) {
+                sl->busy = 2;
+                sl->res.failure = ECDN_NET_NOT_RESENT;
+                sl->res.sent = 1;
+                sl->res.retryable = 1;
+                snprintf(sl->res.error, sizeof sl->res.error,
+                         "the process forked while this request was in flight; its outcome is unknown");
+            }
+        }
+        h->nsocks = 0;
+    }
     h->curl = fresh;
     h->multi = multi;
     curl_easy_setopt(fresh, CURLOPT_ERRORBUFFER, h->errbuf);
@@ -548,6 +602,7 @@ int ecdn_http_perform(ecdn_http *h, const ecdn_http_request *q, ecdn_http_result
     t.max_body = h->max_body;
     t.max_headers = h->max_headers;
 
+    own_wake_pipe();
     if (g_interrupted) {
         classify(h, h->errbuf, &t, CURLE_OK, 1);
         return -1;
@@ -582,6 +637,7 @@ int ecdn_http_perform(ecdn_http *h, const ecdn_http_request *q, ecdn_http_result
         if (g_interrupted) { interrupted = 1; break; }
         mc = curl_multi_poll(h->multi, &wake, g_wake[0] >= 0 ? 1 : 0, 1000, NULL);
         if (g_interrupted) { interrupted = 1; break; }
+        if (wake.revents) drain_wake();
     }
     if (mc != CURLM_OK) rc = CURLE_FAILED_INIT;
     else if (!interrupted) {
@@ -664,6 +720,10 @@ static void orphan_slots(ecdn_http *h)
             curl_easy_cleanup(sl->easy);
             sl->easy = NULL;
         }
+        free_headers(sl->hdrs); /* wiped: they carry the signature and the token */
+        sl->hdrs = NULL;
+        if (sl->body.data) OPENSSL_cleanse(sl->body.data, sl->body.len);
+        ecdn_buf_reset(&sl->body);
         if (sl->busy == 1) {
             sl->busy = 2; /* orphaned: reported by the next wait */
             sl->res.failure = ECDN_NET_NOT_RESENT;
@@ -705,6 +765,10 @@ int ecdn_http_start(ecdn_http *h, const ecdn_http_request *q, char *err, size_t 
     slot *sl;
     int id = -1;
 
+    if (g_interrupted) {
+        snprintf(err, errlen, "interrupted: not sent");
+        return -1;
+    }
     if (h->pid != getpid() && renew(h) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -731,6 +795,8 @@ int ecdn_http_start(ecdn_http *h, const ecdn_http_request *q, char *err, size_t 
     if (sl->url.failed || sl->body.failed || sl->hdrs == NULL) {
         free_headers(sl->hdrs);
         sl->hdrs = NULL;
+        if (sl->body.data) OPENSSL_cleanse(sl->body.data, sl->body.len);
+        ecdn_buf_reset(&sl->body);
         snprintf(err, errlen, "cannot build the request (memory, or CR/LF/NUL in a header)");
         return -1;
     }
@@ -755,6 +821,8 @@ int ecdn_http_start(ecdn_http *h, const ecdn_http_request *q, char *err, size_t 
         clear_transfer(sl->easy);
         free_headers(sl->hdrs);
         sl->hdrs = NULL;
+        if (sl->body.data) OPENSSL_cleanse(sl->body.data, sl->body.len);
+        ecdn_buf_reset(&sl->body);
         snprintf(err, errlen, "curl_multi_add_handle failed");
         return -1;
     }
@@ -796,6 +864,7 @@ int ecdn_http_wait(ecdn_http *h, long timeout_ms, ecdn_http_done done, void *ud)
     size_t i;
     long waited;
 
+    own_wake_pipe();
     if (h->pid != getpid() && renew(h) != 0) return -1;
     for (i = 0; i < h->nslots; i++) /* orphans first: they finished in the fork */
         if (h->slots[i]->busy == 2) {
@@ -808,6 +877,7 @@ int ecdn_http_wait(ecdn_http *h, long timeout_ms, ecdn_http_done done, void *ud)
     wake.events = CURL_WAIT_POLLIN;
     wake.revents = 0;
     for (;;) {
+        if (g_interrupted) break; /* before curl writes anything more */
         if (curl_multi_perform(h->multi, &running) != CURLM_OK) return -1;
         while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
             slot *sl = NULL;
@@ -822,23 +892,24 @@ int ecdn_http_wait(ecdn_http *h, long timeout_ms, ecdn_http_done done, void *ud)
             finished++;
         }
         if (finished || h->active == 0) return finished;
-        if (g_interrupted) {
-            for (i = 0; i < h->nslots; i++) {
-                slot *sl = h->slots[i];
-                if (sl->busy != 1) continue;
-                classify(h, sl->errbuf, &sl->t, CURLE_OK, 1);
-                report(h, sl, (int)i, done, ud);
-                finished++;
-            }
-            return finished;
-        }
+        if (g_interrupted) break;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         waited = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
         if (waited >= timeout_ms) return 0;
         if (curl_multi_poll(h->multi, &wake, g_wake[0] >= 0 ? 1 : 0,
                             (int)(timeout_ms - waited < 1000 ? timeout_ms - waited : 1000), NULL) != CURLM_OK)
             return -1;
+        if (wake.revents) drain_wake();
     }
+    /* Interrupted: every request in flight ends now, as interrupted. */
+    for (i = 0; i < h->nslots; i++) {
+        slot *sl = h->slots[i];
+        if (sl->busy != 1) continue;
+        classify(h, sl->errbuf, &sl->t, CURLE_OK, 1);
+        report(h, sl, (int)i, done, ud);
+        finished++;
+    }
+    return finished;
 }
 
 static const struct {

@@ -335,7 +335,7 @@ static int l_wait(lua_State *L)
 {
     client *c = check_open(L, 1, "wait");
     lua_Number secs = luaL_checknumber(L, 2);
-    long ms = secs <= 0 ? 0 : secs > 86400 ? 86400000L : (long)(secs * 1000.0 + 0.5);
+    long ms = !(secs > 0) ? 0 : secs > 86400 ? 86400000L : (long)(secs * 1000.0 + 0.5); /* NaN: 0 */
     lua_settop(L, 2);
     lua_newtable(L);
     if (ecdn_http_wait(c->http, ms, on_done, L) < 0) return luaL_error(L, "ecdn.client:wait: libcurl failed");
@@ -405,18 +405,21 @@ static int l_purge(lua_State *L)
 static int l_purge_paths(lua_State *L)
 {
     static const char *fn = "purge_paths";
-    const char *flush, *extra;
+    const char *flush;
     long long ts;
     check_open(L, 1, fn);
     luaL_checktype(L, 2, LUA_TTABLE);
     flush = ecdn_flush_tail(luaL_checkstring(L, 3));
     if (flush == NULL) return luaL_error(L, "ecdn.client:%s: flush_type must be \"flush\" or \"delete\"", fn);
     ts = opt_timestamp(L, 4, fn);
-    extra = luaL_optstring(L, 5, "");
-    lua_settop(L, 2);
+    luaL_optstring(L, 5, "");
+    lua_settop(L, 5);
     lua_pushstring(L, flush);
-    lua_pushstring(L, extra);
-    lua_concat(L, 2);   /* stack: client, paths, tail */
+    if (lua_isnil(L, 5)) lua_pushliteral(L, "");
+    else lua_pushvalue(L, 5);
+    lua_concat(L, 2);   /* flush tail .. extra, made while both are on the stack */
+    lua_replace(L, 3);
+    lua_settop(L, 3);   /* stack: client, paths, tail */
     return purge_list(L, fn, "PurgePathCache", "Paths", lua_tostring(L, 3), ts);
 }
 
@@ -512,6 +515,7 @@ static int l_send_v1(lua_State *L)
     work = params + cap + 9;
     lua_pushnil(L);
     while (lua_next(L, 3)) { /* strings stay referenced by the table */
+        if (n == cap) return luaL_error(L, "%s: params changed while read", fn);
         params[n].name.ptr = lua_tolstring(L, -2, &params[n].name.len);
         params[n].value.ptr = lua_tolstring(L, -1, &params[n].value.len);
         n++;

@@ -202,7 +202,7 @@ int ecdn_lua_http_request(lua_State *L, ecdn_http *h, int idx, const char *fn)
         ecdn_field_error(L, fn, "url", "must be an http:// or https:// URL without NUL");
     q.url = url.ptr;
     q.body = body.ptr ? body.ptr : "";
-    q.len = body.ptr ? body.len : 0;
+    q.len = body.ptr && strcmp(q.method, "POST") == 0 ? body.len : 0; /* a GET sends no body */
     q.resend = ecdn_opt_boolean(L, idx, fn, "resend", 0);
     s = (http_scratch *)lua_newuserdata(L, sizeof *s);
     ecdn_http_result_init(&s->res);

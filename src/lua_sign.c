@@ -1,10 +1,12 @@
-/* core.sign_tc3 and core.sign_v1: pure functions, no network. */
+/* core.sign_tc3 and core.sign_v1: pure functions, no network; and a look at
+ * (and a wipe of) the TC3 signer's derived-key cache. */
 #include "lua_sign.h"
 #include "lua_util.h"
 #include "sign.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <openssl/crypto.h>
 
 #define TC3_RESULT_MT "ecdn.tc3_result"
 #define V1_RESULT_MT "ecdn.v1_result"
@@ -37,22 +39,117 @@ static int sign_error(lua_State *L, const char *fn, int rc, const char *bad)
     return luaL_error(L, "%s: OpenSSL failure", fn);
 }
 
-static void tc3_from_lua(lua_State *L, int t, const char *fn, ecdn_tc3_request *q)
+/* Upvalues of sign_tc3: its scratch result, then every name it reads or
+ * sets as an interned Lua string, so no call converts a C string (the
+ * conversion was a tenth of a signature). */
+enum { S_ID = 1, S_KEY, S_SERVICE, S_HOST, S_ACTION, S_VERSION, S_PAYLOAD, S_REGION, S_TOKEN, S_LANGUAGE,
+       S_CT, S_TIMESTAMP, S_SIGN_ACTION, S_DEBUG, S_NFIELDS = S_DEBUG };
+static const char *const TC3_FIELDS[S_NFIELDS + 1] = {
+    NULL, "secret_id", "secret_key", "service", "host", "action", "version", "payload", "region", "token",
+    "language", "content_type", "timestamp", "sign_action", "debug"
+};
+enum { R_SIGNATURE, R_AUTHORIZATION, R_CANONICAL, R_STS, R_HEADERS, R_N };
+static const char *const TC3_RESULT_KEYS[R_N] = {
+    "signature", "authorization", "canonical_request", "string_to_sign", "headers"
+};
+#define UP_SCRATCH 1
+#define UP_FIELD(i) (1 + (i))                              /* i = S_ID .. S_DEBUG */
+#define UP_RESULT(i) (2 + S_NFIELDS + (i))                 /* i = R_SIGNATURE .. R_HEADERS */
+#define UP_HEADER(i) (2 + S_NFIELDS + R_N + (i))           /* i = ECDN_TC3_H_* */
+#define TC3_NUPVALUES (1 + S_NFIELDS + R_N + ECDN_TC3_MAX_HEADERS)
+
+/* Pushes t[name] (metamethods honoured, like lua_getfield); returns its type. */
+static int get_field(lua_State *L, int field)
 {
+    lua_pushvalue(L, lua_upvalueindex(UP_FIELD(field)));
+    lua_gettable(L, 1);
+    return lua_type(L, -1);
+}
+
+/* The same rules and messages as ecdn_opt_string / _integer / _boolean. */
+static void tc3_string(lua_State *L, const char *fn, int field, int required, ecdn_str *out)
+{
+    int type = get_field(L, field);
+    out->ptr = NULL;
+    out->len = 0;
+    if (type == LUA_TSTRING) {
+        out->ptr = lua_tolstring(L, -1, &out->len);
+    } else if (type == LUA_TNIL) {
+        if (required) ecdn_field_error(L, fn, TC3_FIELDS[field], "is missing");
+    } else {
+        luaL_error(L, "%s: field '%s' must be a string (got %s)", fn, TC3_FIELDS[field], lua_typename(L, type));
+    }
+}
+
+static int tc3_boolean(lua_State *L, const char *fn, int field, int def)
+{
+    int type = get_field(L, field);
+    if (type == LUA_TNIL) return def;
+    if (type != LUA_TBOOLEAN)
+        luaL_error(L, "%s: field '%s' must be a boolean (got %s)", fn, TC3_FIELDS[field], lua_typename(L, type));
+    return lua_toboolean(L, -1);
+}
+
+/* Leaves field i at stack index 1 + i. */
+static void tc3_from_lua(lua_State *L, const char *fn, ecdn_tc3_request *q)
+{
+    int type;
+    long long ts = 0;
     memset(q, 0, sizeof *q);
-    ecdn_opt_string(L, t, fn, "secret_id", 1, &q->secret_id);
-    ecdn_opt_string(L, t, fn, "secret_key", 1, &q->secret_key);
-    ecdn_opt_string(L, t, fn, "service", 1, &q->service);
-    ecdn_opt_string(L, t, fn, "host", 1, &q->host);
-    ecdn_opt_string(L, t, fn, "action", 1, &q->action);
-    ecdn_opt_string(L, t, fn, "version", 1, &q->version);
-    ecdn_opt_string(L, t, fn, "payload", 1, &q->payload);
-    ecdn_opt_string(L, t, fn, "region", 0, &q->region);
-    ecdn_opt_string(L, t, fn, "token", 0, &q->token);
-    ecdn_opt_string(L, t, fn, "language", 0, &q->language);
-    ecdn_opt_string(L, t, fn, "content_type", 0, &q->content_type);
-    q->timestamp = ecdn_opt_integer(L, t, fn, "timestamp", 1, 0, 0, ECDN_MAX_TIMESTAMP);
-    q->sign_action = ecdn_opt_boolean(L, t, fn, "sign_action", 0);
+    luaL_checkstack(L, S_NFIELDS + 8, fn);
+    tc3_string(L, fn, S_ID, 1, &q->secret_id);
+    tc3_string(L, fn, S_KEY, 1, &q->secret_key);
+    tc3_string(L, fn, S_SERVICE, 1, &q->service);
+    tc3_string(L, fn, S_HOST, 1, &q->host);
+    tc3_string(L, fn, S_ACTION, 1, &q->action);
+    tc3_string(L, fn, S_VERSION, 1, &q->version);
+    tc3_string(L, fn, S_PAYLOAD, 1, &q->payload);
+    tc3_string(L, fn, S_REGION, 0, &q->region);
+    tc3_string(L, fn, S_TOKEN, 0, &q->token);
+    tc3_string(L, fn, S_LANGUAGE, 0, &q->language);
+    tc3_string(L, fn, S_CT, 0, &q->content_type);
+    type = get_field(L, S_TIMESTAMP);
+    if (type == LUA_TNIL) ecdn_field_error(L, fn, "timestamp", "is missing");
+    if (type != LUA_TNUMBER)
+        luaL_error(L, "%s: field 'timestamp' must be a number (got %s)", fn, lua_typename(L, type));
+    if (!ecdn_to_integer(L, -1, &ts) || ts < 0 || ts > ECDN_MAX_TIMESTAMP)
+        ecdn_field_error(L, fn, "timestamp", "must be an integer in [0, 253402300799]");
+    q->timestamp = ts;
+    q->sign_action = tc3_boolean(L, fn, S_SIGN_ACTION, 0);
+    q->omit_debug = !tc3_boolean(L, fn, S_DEBUG, 1);
+}
+
+/* One result per Lua state, reused by every call (its buffers keep their
+ * capacity; they hold no secret key, and are emptied and wiped by the next
+ * call and by __gc). A call made while another is still pushing its answer
+ * (from a finalizer the collector runs meanwhile) gets a result of its own. */
+typedef struct {
+    ecdn_tc3_result r;
+    int busy;
+} tc3_scratch;
+
+static int tc3_scratch_gc(lua_State *L)
+{
+    tc3_scratch *sc = (tc3_scratch *)lua_touserdata(L, 1);
+    ecdn_tc3_result_free(&sc->r);
+    return 0;
+}
+
+/* A header value borrowed from a request field is that field's Lua string. */
+static void push_header_value(lua_State *L, const ecdn_tc3_request *q, ecdn_str v)
+{
+    if (v.ptr == q->host.ptr) lua_pushvalue(L, 1 + S_HOST);
+    else if (v.ptr == q->action.ptr) lua_pushvalue(L, 1 + S_ACTION);
+    else if (v.ptr == q->version.ptr) lua_pushvalue(L, 1 + S_VERSION);
+    else if (q->content_type.ptr && v.ptr == q->content_type.ptr) lua_pushvalue(L, 1 + S_CT);
+    else lua_pushlstring(L, v.ptr, v.len);
+}
+
+static void set_result(lua_State *L, int key, const char *p, size_t n)
+{
+    lua_pushvalue(L, lua_upvalueindex(UP_RESULT(key)));
+    lua_pushlstring(L, p ? p : "", n);
+    lua_rawset(L, -3);
 }
 
 static int l_sign_tc3(lua_State *L)
@@ -60,37 +157,101 @@ static int l_sign_tc3(lua_State *L)
     static const char *fn = "sign_tc3";
     ecdn_tc3_request q;
     ecdn_tc3_result *r;
+    tc3_scratch *sc = (tc3_scratch *)lua_touserdata(L, lua_upvalueindex(UP_SCRATCH));
     const char *bad;
     size_t i;
-    int rc;
+    int rc, own, h = 0;
 
     luaL_checktype(L, 1, LUA_TTABLE);
-    tc3_from_lua(L, 1, fn, &q);
+    lua_settop(L, 1);
+    tc3_from_lua(L, fn, &q);
 
-    r = (ecdn_tc3_result *)lua_newuserdata(L, sizeof *r);
-    ecdn_tc3_result_init(r);
-    luaL_getmetatable(L, TC3_RESULT_MT);
-    lua_setmetatable(L, -2);
+    own = sc->busy;
+    if (own) {
+        r = (ecdn_tc3_result *)lua_newuserdata(L, sizeof *r);
+        ecdn_tc3_result_init(r);
+        luaL_getmetatable(L, TC3_RESULT_MT);
+        lua_setmetatable(L, -2);
+    } else {
+        r = &sc->r;
+        sc->busy = 1;
+    }
     rc = ecdn_sign_tc3(&q, r, &bad);
-    if (rc != ECDN_OK) return sign_error(L, fn, rc, bad);
+    if (rc != ECDN_OK) {
+        ecdn_tc3_result_free(r);
+        if (!own) sc->busy = 0;
+        return sign_error(L, fn, rc, bad);
+    }
 
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, r->signature);
-    lua_setfield(L, -2, "signature");
-    push_buf(L, &r->authorization);
-    lua_setfield(L, -2, "authorization");
-    push_buf(L, &r->canonical_request);
-    lua_setfield(L, -2, "canonical_request");
-    push_buf(L, &r->string_to_sign);
-    lua_setfield(L, -2, "string_to_sign");
+    /* A memory error raised below leaves busy set: later calls then take the
+     * own-result path, which is slower but as correct. */
+    lua_createtable(L, 0, q.omit_debug ? 3 : 5);
+    set_result(L, R_SIGNATURE, r->signature, 64);
+    set_result(L, R_AUTHORIZATION, r->authorization.data, r->authorization.len);
+    if (!q.omit_debug) {
+        set_result(L, R_CANONICAL, r->canonical_request.data, r->canonical_request.len);
+        set_result(L, R_STS, r->string_to_sign.data, r->string_to_sign.len);
+    }
+    lua_pushvalue(L, lua_upvalueindex(UP_RESULT(R_HEADERS)));
     lua_createtable(L, 0, (int)r->nheaders);
     for (i = 0; i < r->nheaders; i++) {
-        lua_pushlstring(L, r->headers[i].value.ptr, r->headers[i].value.len);
-        lua_setfield(L, -2, r->headers[i].name);
+        while (h < ECDN_TC3_MAX_HEADERS - 1 && ecdn_tc3_header_names[h] != r->headers[i].name) h++;
+        lua_pushvalue(L, lua_upvalueindex(UP_HEADER(h)));
+        push_header_value(L, &q, r->headers[i].value);
+        lua_rawset(L, -3);
     }
-    lua_setfield(L, -2, "headers");
-    ecdn_tc3_result_free(r);
+    lua_rawset(L, -3);
+    if (own) {
+        ecdn_tc3_result_free(r);
+    } else {
+        /* The signature is wiped now; the debug strings (nothing secret in
+         * them) are emptied by the next call. Capacity is kept. */
+        ecdn_buf_reset(&r->authorization);
+        OPENSSL_cleanse(r->signature, sizeof r->signature);
+        r->nheaders = 0;
+        sc->busy = 0;
+    }
     return 1;
+}
+
+/* core.sign_cache_stats() -> {hits, misses, evictions, replaced, entries,
+ * capacity}: the derived-key cache of the calling thread's signer, which
+ * core.sign_tc3 and ecdn.client share. For tests and benchmarks. */
+static int l_sign_cache_stats(lua_State *L)
+{
+    ecdn_tc3_cache_stats st;
+    ecdn_tc3_signer_stats(ecdn_tc3_thread_signer(), &st);
+    lua_createtable(L, 0, 6);
+    lua_pushnumber(L, (lua_Number)st.hits);
+    lua_setfield(L, -2, "hits");
+    lua_pushnumber(L, (lua_Number)st.misses);
+    lua_setfield(L, -2, "misses");
+    lua_pushnumber(L, (lua_Number)st.evictions);
+    lua_setfield(L, -2, "evictions");
+    lua_pushnumber(L, (lua_Number)st.replaced);
+    lua_setfield(L, -2, "replaced");
+    lua_pushnumber(L, (lua_Number)st.entries);
+    lua_setfield(L, -2, "entries");
+    lua_pushnumber(L, (lua_Number)st.capacity);
+    lua_setfield(L, -2, "capacity");
+    return 1;
+}
+
+/* core.sign_cache_forget(secret_key): wipes what was derived from that key. */
+static int l_sign_cache_forget(lua_State *L)
+{
+    ecdn_str key;
+    key.ptr = luaL_checklstring(L, 1, &key.len);
+    ecdn_tc3_forget_key(key);
+    return 0;
+}
+
+/* core.sign_cache_clear(): wipes every derived key the thread's signer holds. */
+static int l_sign_cache_clear(lua_State *L)
+{
+    (void)L;
+    ecdn_tc3_signer_clear(ecdn_tc3_thread_signer());
+    return 0;
 }
 
 /* Pushes a number param as the SDKs send it: integers without ".0". */
@@ -198,8 +359,29 @@ void ecdn_open_sign(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
 
-    lua_pushcfunction(L, l_sign_tc3);
-    lua_setfield(L, -2, "sign_tc3");
+    {
+        int i;
+        tc3_scratch *sc;
+        luaL_checkstack(L, TC3_NUPVALUES + 2, "ecdn.core");
+        sc = (tc3_scratch *)lua_newuserdata(L, sizeof *sc);
+        ecdn_tc3_result_init(&sc->r);
+        sc->busy = 0;
+        lua_newtable(L);
+        lua_pushcfunction(L, tc3_scratch_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        for (i = S_ID; i <= S_NFIELDS; i++) lua_pushstring(L, TC3_FIELDS[i]);
+        for (i = 0; i < R_N; i++) lua_pushstring(L, TC3_RESULT_KEYS[i]);
+        for (i = 0; i < ECDN_TC3_MAX_HEADERS; i++) lua_pushstring(L, ecdn_tc3_header_names[i]);
+        lua_pushcclosure(L, l_sign_tc3, TC3_NUPVALUES);
+        lua_setfield(L, -2, "sign_tc3");
+    }
+    lua_pushcfunction(L, l_sign_cache_stats);
+    lua_setfield(L, -2, "sign_cache_stats");
+    lua_pushcfunction(L, l_sign_cache_clear);
+    lua_setfield(L, -2, "sign_cache_clear");
+    lua_pushcfunction(L, l_sign_cache_forget);
+    lua_setfield(L, -2, "sign_cache_forget");
     lua_pushcfunction(L, l_sign_v1);
     lua_setfield(L, -2, "sign_v1");
 }

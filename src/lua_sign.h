@@ -4,7 +4,8 @@
 #include "compat.h"
 #include "sign.h"
 
-/* Adds sign_tc3 and sign_v1 to the table at the top of the stack. */
+/* Adds sign_tc3, sign_v1, sign_cache_stats, sign_cache_clear and
+ * sign_cache_forget to the table at the top of the stack. */
 void ecdn_open_sign(lua_State *L);
 
 #endif

@@ -1,22 +1,30 @@
 #include "sign.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/sha.h>
+#include <openssl/params.h>
 
-static const char HEX[] = "0123456789abcdef";
+/* Two lower-case hex digits per byte value: one 2-byte copy per input byte. */
+static const char HEX2[513] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 
 static void hex_encode(const unsigned char *in, size_t n, char *out)
 {
     size_t i;
-    for (i = 0; i < n; i++) {
-        out[2 * i] = HEX[in[i] >> 4];
-        out[2 * i + 1] = HEX[in[i] & 15];
-    }
+    for (i = 0; i < n; i++) memcpy(out + 2 * i, HEX2 + 2 * in[i], 2);
     out[2 * n] = '\0';
 }
 
@@ -42,11 +50,23 @@ void ecdn_utc_date(long long ts, char out[11])
     out[10] = '\0';
 }
 
+/* Word at a time: a byte is 0, LF or CR. HAS_ZERO is exact about whether
+ * some byte of the word is zero (it may misplace which one, not needed here). */
+#define ONES ((unsigned long long)0x0101010101010101ULL)
+#define HIGHS ((unsigned long long)0x8080808080808080ULL)
+#define HAS_ZERO(v) (((v) - ONES) & ~(v) & HIGHS)
+
 int ecdn_has_header_breaker(ecdn_str s)
 {
-    size_t i;
-    for (i = 0; i < s.len; i++)
-        if (s.ptr[i] == '\r' || s.ptr[i] == '\n' || s.ptr[i] == '\0') return 1;
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    size_t i = 0;
+    for (; i + 8 <= s.len; i += 8) {
+        unsigned long long w;
+        memcpy(&w, p + i, 8);
+        if (HAS_ZERO(w) | HAS_ZERO(w ^ (ONES * '\n')) | HAS_ZERO(w ^ (ONES * '\r'))) return 1;
+    }
+    for (; i < s.len; i++)
+        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0') return 1;
     return 0;
 }
 
@@ -84,20 +104,317 @@ static int check_field(ecdn_str s, int required, int header, const char *name, c
     return 0;
 }
 
-static int sha256_hex(const void *p, size_t n, char out[65])
+/* ---- TC3 signer: fetched algorithms, reused contexts, derived-key cache ---- */
+
+#define SERVICE_MAX 64   /* longer services are signed correctly but not cached */
+#define KEYBUF 256       /* "TC3" + secret key on the stack up to this size */
+
+typedef struct {
+    EVP_MAC_CTX *mac;            /* keyed with the derived signing key; NULL until first used */
+    unsigned long long stamp;    /* last use (LRU); 0 = empty */
+    unsigned char fp[32];        /* SHA-256("TC3" + secret key): never the key itself */
+    char date[10];
+    unsigned char service_len;
+    char service[SERVICE_MAX];
+} tc3_entry;
+
+struct ecdn_tc3_signer {
+    EVP_MD *sha256;
+    EVP_MAC *hmac;
+    EVP_MD_CTX *md;
+    EVP_MAC_CTX *mac;            /* key chain; signatures that are not cached */
+    tc3_entry *entries;
+    size_t capacity;
+    unsigned long long clock;
+    ecdn_tc3_cache_stats stats;
+};
+
+static EVP_MAC_CTX *new_hmac_ctx(EVP_MAC *hmac)
 {
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    if (SHA256((const unsigned char *)p, n, md) == NULL) return -1;
+    OSSL_PARAM params[2];
+    EVP_MAC_CTX *m = EVP_MAC_CTX_new(hmac);
+    if (m == NULL) return NULL;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (!EVP_MAC_CTX_set_params(m, params)) {
+        EVP_MAC_CTX_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+ecdn_tc3_signer *ecdn_tc3_signer_new(size_t capacity)
+{
+    ecdn_tc3_signer *s;
+    if (capacity > ECDN_TC3_CACHE_MAX) capacity = ECDN_TC3_CACHE_MAX;
+    s = (ecdn_tc3_signer *)calloc(1, sizeof *s);
+    if (s == NULL) return NULL;
+    s->capacity = capacity;
+    s->stats.capacity = capacity;
+    if (capacity) s->entries = (tc3_entry *)calloc(capacity, sizeof *s->entries);
+    s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    s->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    s->md = EVP_MD_CTX_new();
+    if ((capacity && s->entries == NULL) || s->sha256 == NULL || s->hmac == NULL || s->md == NULL ||
+        (s->mac = new_hmac_ctx(s->hmac)) == NULL) {
+        ecdn_tc3_signer_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void entry_wipe(tc3_entry *e)
+{
+    EVP_MAC_CTX *m = e->mac;     /* kept for reuse; re-keying it replaces (and wipes) the old key */
+    OPENSSL_cleanse(e, sizeof *e);
+    e->mac = m;
+}
+
+void ecdn_tc3_signer_clear(ecdn_tc3_signer *s)
+{
+    size_t i;
+    if (s == NULL) return;
+    for (i = 0; i < s->capacity; i++) {
+        /* A freed EVP_MAC_CTX wipes its key material; a new one is made on next use. */
+        EVP_MAC_CTX_free(s->entries[i].mac);
+        s->entries[i].mac = NULL;
+        entry_wipe(&s->entries[i]);
+    }
+    s->stats.entries = 0;
+}
+
+void ecdn_tc3_signer_free(ecdn_tc3_signer *s)
+{
+    if (s == NULL) return;
+    if (s->entries) {
+        ecdn_tc3_signer_clear(s);
+        free(s->entries);
+    }
+    EVP_MAC_CTX_free(s->mac);
+    EVP_MD_CTX_free(s->md);
+    EVP_MAC_free(s->hmac);
+    EVP_MD_free(s->sha256);
+    OPENSSL_cleanse(s, sizeof *s);
+    free(s);
+}
+
+void ecdn_tc3_signer_stats(const ecdn_tc3_signer *s, ecdn_tc3_cache_stats *out)
+{
+    if (s == NULL) memset(out, 0, sizeof *out);
+    else *out = s->stats;
+}
+
+static int sha256_raw(ecdn_tc3_signer *s, const void *p, size_t n, unsigned char md[32])
+{
+    unsigned int len = 0;
+    if (!EVP_DigestInit_ex2(s->md, s->sha256, NULL) || !EVP_DigestUpdate(s->md, p, n) ||
+        !EVP_DigestFinal_ex(s->md, md, &len) || len != 32)
+        return -1;
+    return 0;
+}
+
+static int sha256_hex(ecdn_tc3_signer *s, const void *p, size_t n, char out[65])
+{
+    unsigned char md[32];
+    if (sha256_raw(s, p, n, md)) return -1;
     hex_encode(md, sizeof md, out);
     return 0;
 }
 
-static int hmac256(const void *key, size_t klen, const void *msg, size_t mlen, unsigned char out[32])
+static int hmac256(EVP_MAC_CTX *m, const void *key, size_t klen, const void *msg, size_t mlen,
+                   unsigned char out[32])
 {
-    unsigned int olen = 0;
-    if (klen > 0x7fffffff) return -1;
-    return HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, mlen, out, &olen) ? 0 : -1;
+    size_t olen = 0;
+    if (!EVP_MAC_init(m, (const unsigned char *)key, klen, NULL) ||
+        !EVP_MAC_update(m, (const unsigned char *)msg, mlen) || !EVP_MAC_final(m, out, &olen, 32) || olen != 32)
+        return -1;
+    return 0;
 }
+
+/* "TC3" + secret key, on the stack when it fits; *heap owns it otherwise.
+ * The caller wipes both. */
+static const unsigned char *tc3_key(ecdn_str secret, unsigned char stack[KEYBUF], ecdn_buf *heap, size_t *len)
+{
+    *len = 3 + secret.len;
+    if (secret.len <= KEYBUF - 3) {
+        memcpy(stack, "TC3", 3);
+        memcpy(stack + 3, secret.ptr, secret.len);
+        return stack;
+    }
+    ecdn_buf_add(heap, "TC3", 3);
+    ecdn_buf_addstr(heap, secret);
+    return heap->failed ? NULL : (const unsigned char *)heap->data;
+}
+
+static int fingerprint(ecdn_tc3_signer *s, ecdn_str secret, unsigned char fp[32])
+{
+    unsigned char stack[KEYBUF];
+    ecdn_buf heap;
+    size_t n;
+    const unsigned char *k;
+    int rc;
+    ecdn_buf_init(&heap);
+    k = tc3_key(secret, stack, &heap, &n);
+    rc = k ? (sha256_raw(s, k, n, fp) ? ECDN_ECRYPTO : ECDN_OK) : ECDN_ENOMEM;
+    if (k == stack) OPENSSL_cleanse(stack, n);
+    ecdn_buf_free(&heap);
+    return rc;
+}
+
+void ecdn_tc3_signer_forget(ecdn_tc3_signer *s, ecdn_str secret_key)
+{
+    unsigned char fp[32];
+    size_t i;
+    if (s == NULL || s->capacity == 0 || secret_key.ptr == NULL) return;
+    if (fingerprint(s, secret_key, fp) != ECDN_OK) {
+        ecdn_tc3_signer_clear(s); /* cannot tell which: forget them all */
+        return;
+    }
+    for (i = 0; i < s->capacity; i++) {
+        tc3_entry *e = &s->entries[i];
+        if (e->stamp && CRYPTO_memcmp(e->fp, fp, 32) == 0) {
+            EVP_MAC_CTX_free(e->mac);
+            e->mac = NULL;
+            entry_wipe(e);
+            s->stats.entries--;
+        }
+    }
+    OPENSSL_cleanse(fp, sizeof fp);
+}
+
+/* A MAC context keyed with the signing key for (secret, date, service):
+ * a cached entry's, or the signer's own after deriving the chain. */
+static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, const char *date,
+                       EVP_MAC_CTX **out)
+{
+    unsigned char stack[KEYBUF], fp[32], k1[32], k2[32], k3[32];
+    ecdn_buf heap;
+    const unsigned char *key;
+    size_t klen, i;
+    tc3_entry *slot = NULL, *same = NULL, *empty = NULL, *lru = NULL;
+    int cacheable = s->capacity > 0 && service.len <= SERVICE_MAX, rc = ECDN_OK, derived = 0;
+
+    ecdn_buf_init(&heap);
+    key = tc3_key(secret, stack, &heap, &klen);
+    if (key == NULL) { rc = ECDN_ENOMEM; goto done; }
+    if (cacheable) {
+        if (sha256_raw(s, key, klen, fp)) { rc = ECDN_ECRYPTO; goto done; }
+        for (i = 0; i < s->capacity; i++) {
+            tc3_entry *e = &s->entries[i];
+            if (e->stamp == 0) {
+                if (empty == NULL) empty = e;
+                continue;
+            }
+            if (e->service_len == service.len && memcmp(e->service, service.ptr, service.len) == 0 &&
+                CRYPTO_memcmp(e->fp, fp, 32) == 0) {
+                if (memcmp(e->date, date, 10) == 0) {
+                    e->stamp = ++s->clock;
+                    s->stats.hits++;
+                    *out = e->mac;
+                    goto done;
+                }
+                same = e;
+            }
+            if (lru == NULL || e->stamp < lru->stamp) lru = e;
+        }
+        s->stats.misses++;
+    }
+    derived = 1;
+    if (hmac256(s->mac, key, klen, date, 10, k1) || hmac256(s->mac, k1, 32, service.ptr, service.len, k2) ||
+        hmac256(s->mac, k2, 32, "tc3_request", 11, k3)) {
+        rc = ECDN_ECRYPTO;
+        goto done;
+    }
+    if (!cacheable) {
+        if (!EVP_MAC_init(s->mac, k3, 32, NULL)) rc = ECDN_ECRYPTO;
+        *out = s->mac;
+        goto done;
+    }
+    if (same) { slot = same; s->stats.replaced++; }
+    else if (empty) { slot = empty; s->stats.entries++; }
+    else { slot = lru; s->stats.evictions++; }
+    entry_wipe(slot);
+    if (slot->mac == NULL && (slot->mac = new_hmac_ctx(s->hmac)) == NULL) {
+        s->stats.entries--;      /* the slot is empty now, whichever it was */
+        rc = ECDN_ENOMEM;
+        goto done;
+    }
+    if (!EVP_MAC_init(slot->mac, k3, 32, NULL)) {
+        EVP_MAC_CTX_free(slot->mac);
+        slot->mac = NULL;
+        s->stats.entries--;
+        rc = ECDN_ECRYPTO;
+        goto done;
+    }
+    memcpy(slot->fp, fp, 32);
+    memcpy(slot->date, date, 10);
+    memcpy(slot->service, service.ptr, service.len);
+    slot->service_len = (unsigned char)service.len;
+    slot->stamp = ++s->clock;
+    *out = slot->mac;
+done:
+    if (key == stack) OPENSSL_cleanse(stack, klen);
+    OPENSSL_cleanse(fp, sizeof fp);
+    if (derived) {
+        OPENSSL_cleanse(k1, sizeof k1);
+        OPENSSL_cleanse(k2, sizeof k2);
+        OPENSSL_cleanse(k3, sizeof k3);
+    }
+    ecdn_buf_free(&heap);
+    return rc;
+}
+
+/* ---- the calling thread's signer ------------------------------------------ */
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static pthread_key_t g_key;
+static int g_key_live; /* 1 while g_key may be used */
+
+static void thread_signer_free(void *p)
+{
+    ecdn_tc3_signer_free((ecdn_tc3_signer *)p);
+}
+
+static void make_key(void)
+{
+    if (pthread_key_create(&g_key, thread_signer_free) == 0) g_key_live = 1;
+}
+
+ecdn_tc3_signer *ecdn_tc3_thread_signer(void)
+{
+    ecdn_tc3_signer *s;
+    if (pthread_once(&g_once, make_key) != 0 || !g_key_live) return NULL;
+    s = (ecdn_tc3_signer *)pthread_getspecific(g_key);
+    if (s == NULL) {
+        s = ecdn_tc3_signer_new(ECDN_TC3_CACHE_DEFAULT);
+        if (s && pthread_setspecific(g_key, s) != 0) {
+            ecdn_tc3_signer_free(s);
+            s = NULL;
+        }
+    }
+    return s;
+}
+
+void ecdn_tc3_forget_key(ecdn_str secret_key)
+{
+    if (pthread_once(&g_once, make_key) != 0 || !g_key_live) return;
+    ecdn_tc3_signer_forget((ecdn_tc3_signer *)pthread_getspecific(g_key), secret_key);
+}
+
+/* When the library is unloaded (Lua's lua_close unloads C modules) or the
+ * process exits: wipes this thread's signer. Other threads' signers are
+ * wiped when they end, while the library is loaded; once the key is deleted
+ * here, a signer of a thread still running is left as it is. */
+__attribute__((destructor)) static void thread_signer_atexit(void)
+{
+    if (!g_key_live) return;
+    g_key_live = 0;
+    ecdn_tc3_signer_free((ecdn_tc3_signer *)pthread_getspecific(g_key));
+    pthread_setspecific(g_key, NULL);
+    pthread_key_delete(g_key);
+}
+
+/* ---- TC3-HMAC-SHA256 -------------------------------------------------------- */
 
 void ecdn_tc3_result_init(ecdn_tc3_result *r)
 {
@@ -124,25 +441,23 @@ static ecdn_str cstr(const char *s)
     return r;
 }
 
-static void add_header(ecdn_tc3_result *r, const char *name, ecdn_str value)
+const char *const ecdn_tc3_header_names[ECDN_TC3_MAX_HEADERS] = {
+    "Authorization", "Content-Type", "Host", "X-TC-Action", "X-TC-Timestamp", "X-TC-Version",
+    "X-TC-Region", "X-TC-Token", "X-TC-Language"
+};
+
+static void add_header(ecdn_tc3_result *r, int id, ecdn_str value)
 {
-    r->headers[r->nheaders].name = name;
+    r->headers[r->nheaders].name = ecdn_tc3_header_names[id];
     r->headers[r->nheaders].value = value;
     r->nheaders++;
 }
 
-int ecdn_sign_tc3(const ecdn_tc3_request *q, ecdn_tc3_result *r, const char **bad)
-{
-    static const char SCOPE_TAIL[] = "/tc3_request";
-    ecdn_str ct = q->content_type.ptr ? q->content_type : cstr("application/json");
-    const char *signed_headers = q->sign_action ? "content-type;host;x-tc-action" : "content-type;host";
-    char payload_hash[65], creq_hash[65];
-    unsigned char k1[32], k2[32], k3[32], sig[32];
-    ecdn_buf key;
-    ecdn_buf *c = &r->canonical_request, *s = &r->string_to_sign, *a = &r->authorization;
-    size_t i;
-    int rc = ECDN_OK;
+static const ecdn_str JSON_CT = { "application/json", 16 };
 
+static int tc3_check(const ecdn_tc3_request *q, const char **bad)
+{
+    ecdn_str ct = q->content_type.ptr ? q->content_type : JSON_CT;
     *bad = NULL;
     if (check_field(q->secret_id, 1, 1, "secret_id", bad) ||
         check_field(q->secret_key, 1, 0, "secret_key", bad) ||
@@ -157,91 +472,167 @@ int ecdn_sign_tc3(const ecdn_tc3_request *q, ecdn_tc3_result *r, const char **ba
         return ECDN_EFIELD;
     if (q->payload.ptr == NULL && q->payload.len != 0) { *bad = "payload"; return ECDN_EFIELD; }
     if (q->timestamp < 0 || q->timestamp > ECDN_MAX_TIMESTAMP) { *bad = "timestamp"; return ECDN_ERANGE; }
+    return ECDN_OK;
+}
+
+/* Decimal digits of 0 <= v <= ECDN_MAX_TIMESTAMP. */
+static void format_ts(long long v, char out[24])
+{
+    char tmp[24];
+    size_t n = 0, i;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v > 0);
+    for (i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+}
+
+static char *put(char *d, const void *p, size_t n)
+{
+    memcpy(d, p, n);
+    return d + n;
+}
+
+#define PUT_LIT(d, lit) put((d), (lit), sizeof(lit) - 1)
+#define TEXT_STACK 512 /* canonical request, string to sign, authorization: on the stack up to this */
+
+static int sign_checked(ecdn_tc3_signer *sg, const ecdn_tc3_request *q, ecdn_tc3_result *r)
+{
+    static const char SCOPE_TAIL[] = "/tc3_request";
+    ecdn_str ct = q->content_type.ptr ? q->content_type : JSON_CT;
+    const char *signed_headers = q->sign_action ? "content-type;host;x-tc-action" : "content-type;host";
+    size_t shlen = q->sign_action ? 29 : 17, tslen, clen, slen, alen = 0, olen = 0, i;
+    char cstack[TEXT_STACK], sstack[TEXT_STACK], astack[TEXT_STACK];
+    char *cp = cstack, *sp = sstack, *ap = astack, *d;
+    char payload_hash[65], creq_hash[65];
+    unsigned char sig[32];
+    EVP_MAC_CTX *mac = NULL;
+    int rc = ECDN_OK;
+
+    /* A reused result starts empty. */
+    ecdn_buf_reset(&r->authorization);
+    ecdn_buf_reset(&r->canonical_request);
+    ecdn_buf_reset(&r->string_to_sign);
+    r->nheaders = 0;
 
     ecdn_utc_date(q->timestamp, r->date);
-    snprintf(r->timestamp, sizeof r->timestamp, "%lld", q->timestamp);
+    format_ts(q->timestamp, r->timestamp);
+    tslen = strlen(r->timestamp);
 
     /* Canonical request: values as the SDKs send them; x-tc-action lower-cased. */
-    if (sha256_hex(q->payload.ptr ? q->payload.ptr : "", q->payload.len, payload_hash)) return ECDN_ECRYPTO;
-    ecdn_buf_adds(c, "POST\n/\n\ncontent-type:");
-    ecdn_buf_addstr(c, ct);
-    ecdn_buf_adds(c, "\nhost:");
-    ecdn_buf_addstr(c, q->host);
-    ecdn_buf_addc(c, '\n');
+    if (sha256_hex(sg, q->payload.ptr ? q->payload.ptr : "", q->payload.len, payload_hash)) return ECDN_ECRYPTO;
+    clen = 21 + ct.len + 6 + q->host.len + 1 + (q->sign_action ? 12 + q->action.len + 1 : 0) + 1 + shlen + 1 + 64;
+    if (clen > TEXT_STACK && (cp = (char *)malloc(clen)) == NULL) { rc = ECDN_ENOMEM; goto done; }
+    d = PUT_LIT(cp, "POST\n/\n\ncontent-type:");
+    d = put(d, ct.ptr, ct.len);
+    d = PUT_LIT(d, "\nhost:");
+    d = put(d, q->host.ptr, q->host.len);
+    *d++ = '\n';
     if (q->sign_action) {
-        ecdn_buf_adds(c, "x-tc-action:");
+        d = PUT_LIT(d, "x-tc-action:");
         for (i = 0; i < q->action.len; i++) {
             char ch = q->action.ptr[i];
-            ecdn_buf_addc(c, (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch);
+            *d++ = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
         }
-        ecdn_buf_addc(c, '\n');
+        *d++ = '\n';
     }
-    ecdn_buf_addc(c, '\n');
-    ecdn_buf_adds(c, signed_headers);
-    ecdn_buf_addc(c, '\n');
-    ecdn_buf_adds(c, payload_hash);
-    if (c->failed) return ECDN_ENOMEM;
+    *d++ = '\n';
+    d = put(d, signed_headers, shlen);
+    *d++ = '\n';
+    put(d, payload_hash, 64);
+    if (sha256_hex(sg, cp, clen, creq_hash)) { rc = ECDN_ECRYPTO; goto done; }
+    if (!q->omit_debug && ecdn_buf_add(&r->canonical_request, cp, clen)) { rc = ECDN_ENOMEM; goto done; }
 
-    if (sha256_hex(c->data, c->len, creq_hash)) return ECDN_ECRYPTO;
-    ecdn_buf_adds(s, "TC3-HMAC-SHA256\n");
-    ecdn_buf_adds(s, r->timestamp);
-    ecdn_buf_addc(s, '\n');
-    ecdn_buf_adds(s, r->date);
-    ecdn_buf_addc(s, '/');
-    ecdn_buf_addstr(s, q->service);
-    ecdn_buf_adds(s, SCOPE_TAIL);
-    ecdn_buf_addc(s, '\n');
-    ecdn_buf_adds(s, creq_hash);
-    if (s->failed) return ECDN_ENOMEM;
+    slen = 16 + tslen + 1 + 10 + 1 + q->service.len + (sizeof SCOPE_TAIL - 1) + 1 + 64;
+    if (slen > TEXT_STACK && (sp = (char *)malloc(slen)) == NULL) { rc = ECDN_ENOMEM; goto done; }
+    d = PUT_LIT(sp, "TC3-HMAC-SHA256\n");
+    d = put(d, r->timestamp, tslen);
+    *d++ = '\n';
+    d = put(d, r->date, 10);
+    *d++ = '/';
+    d = put(d, q->service.ptr, q->service.len);
+    d = put(d, SCOPE_TAIL, sizeof SCOPE_TAIL - 1);
+    *d++ = '\n';
+    put(d, creq_hash, 64);
+    if (!q->omit_debug && ecdn_buf_add(&r->string_to_sign, sp, slen)) { rc = ECDN_ENOMEM; goto done; }
 
-    /* Key chain; every intermediate key is wiped before returning. */
-    ecdn_buf_init(&key);
-    ecdn_buf_adds(&key, "TC3");
-    ecdn_buf_addstr(&key, q->secret_key);
-    if (key.failed) rc = ECDN_ENOMEM;
-    else if (hmac256(key.data, key.len, r->date, 10, k1) ||
-             hmac256(k1, 32, q->service.ptr, q->service.len, k2) ||
-             hmac256(k2, 32, "tc3_request", 11, k3) ||
-             hmac256(k3, 32, s->data, s->len, sig))
+    /* The signing key (cached or derived now; every intermediate is wiped). */
+    rc = signing_ctx(sg, q->secret_key, q->service, r->date, &mac);
+    if (rc != ECDN_OK) goto done;
+    if (!EVP_MAC_init(mac, NULL, 0, NULL) || !EVP_MAC_update(mac, (const unsigned char *)sp, slen) ||
+        !EVP_MAC_final(mac, sig, &olen, sizeof sig) || olen != 32) {
         rc = ECDN_ECRYPTO;
-    ecdn_buf_free(&key);
-    OPENSSL_cleanse(k1, sizeof k1);
-    OPENSSL_cleanse(k2, sizeof k2);
-    OPENSSL_cleanse(k3, sizeof k3);
-    if (rc != ECDN_OK) return rc;
+        goto done;
+    }
     hex_encode(sig, sizeof sig, r->signature);
     OPENSSL_cleanse(sig, sizeof sig);
 
-    ecdn_buf_adds(a, "TC3-HMAC-SHA256 Credential=");
-    ecdn_buf_addstr(a, q->secret_id);
-    ecdn_buf_addc(a, '/');
-    ecdn_buf_adds(a, r->date);
-    ecdn_buf_addc(a, '/');
-    ecdn_buf_addstr(a, q->service);
-    ecdn_buf_adds(a, SCOPE_TAIL);
-    ecdn_buf_adds(a, ", SignedHeaders=");
-    ecdn_buf_adds(a, signed_headers);
-    ecdn_buf_adds(a, ", Signature=");
-    ecdn_buf_adds(a, r->signature);
-    if (a->failed) return ECDN_ENOMEM;
+    alen = 27 + q->secret_id.len + 1 + 10 + 1 + q->service.len + (sizeof SCOPE_TAIL - 1) + 16 + shlen + 12 + 64;
+    if (alen > TEXT_STACK && (ap = (char *)malloc(alen)) == NULL) { rc = ECDN_ENOMEM; goto done; }
+    d = PUT_LIT(ap, "TC3-HMAC-SHA256 Credential=");
+    d = put(d, q->secret_id.ptr, q->secret_id.len);
+    *d++ = '/';
+    d = put(d, r->date, 10);
+    *d++ = '/';
+    d = put(d, q->service.ptr, q->service.len);
+    d = put(d, SCOPE_TAIL, sizeof SCOPE_TAIL - 1);
+    d = PUT_LIT(d, ", SignedHeaders=");
+    d = put(d, signed_headers, shlen);
+    d = PUT_LIT(d, ", Signature=");
+    put(d, r->signature, 64);
+    if (ecdn_buf_add(&r->authorization, ap, alen)) { rc = ECDN_ENOMEM; goto done; }
 
-    r->nheaders = 0;
     {
         ecdn_str auth;
-        auth.ptr = a->data;
-        auth.len = a->len;
-        add_header(r, "Authorization", auth);
+        auth.ptr = r->authorization.data;
+        auth.len = r->authorization.len;
+        add_header(r, ECDN_TC3_H_AUTHORIZATION, auth);
     }
-    add_header(r, "Content-Type", ct);
-    add_header(r, "Host", q->host);
-    add_header(r, "X-TC-Action", q->action);
-    add_header(r, "X-TC-Timestamp", cstr(r->timestamp));
-    add_header(r, "X-TC-Version", q->version);
+    add_header(r, ECDN_TC3_H_CONTENT_TYPE, ct);
+    add_header(r, ECDN_TC3_H_HOST, q->host);
+    add_header(r, ECDN_TC3_H_ACTION, q->action);
+    add_header(r, ECDN_TC3_H_TIMESTAMP, cstr(r->timestamp));
+    add_header(r, ECDN_TC3_H_VERSION, q->version);
     /* An empty optional value is not sent, as the SDKs do (curl would drop it anyway). */
-    if (q->region.len) add_header(r, "X-TC-Region", q->region);
-    if (q->token.len) add_header(r, "X-TC-Token", q->token);
-    if (q->language.len) add_header(r, "X-TC-Language", q->language);
-    return ECDN_OK;
+    if (q->region.len) add_header(r, ECDN_TC3_H_REGION, q->region);
+    if (q->token.len) add_header(r, ECDN_TC3_H_TOKEN, q->token);
+    if (q->language.len) add_header(r, ECDN_TC3_H_LANGUAGE, q->language);
+done:
+    /* The authorization text holds a signature: wiped like the result's copy. */
+    if (ap != astack) {
+        if (ap) OPENSSL_cleanse(ap, alen);
+        free(ap);
+    } else if (alen) {
+        OPENSSL_cleanse(astack, alen);
+    }
+    if (cp != cstack) free(cp);
+    if (sp != sstack) free(sp);
+    return rc;
+}
+
+int ecdn_tc3_signer_sign(ecdn_tc3_signer *s, const ecdn_tc3_request *q, ecdn_tc3_result *r, const char **bad)
+{
+    int rc;
+    if (s == NULL) return ecdn_sign_tc3(q, r, bad);
+    rc = tc3_check(q, bad);
+    if (rc != ECDN_OK) return rc;
+    rc = sign_checked(s, q, r);
+    if (rc != ECDN_OK) r->nheaders = 0;
+    return rc;
+}
+
+int ecdn_sign_tc3(const ecdn_tc3_request *q, ecdn_tc3_result *r, const char **bad)
+{
+    ecdn_tc3_signer *s;
+    int rc = tc3_check(q, bad);
+    if (rc != ECDN_OK) return rc;
+    s = ecdn_tc3_thread_signer();
+    if (s) rc = sign_checked(s, q, r);
+    else if ((s = ecdn_tc3_signer_new(0)) == NULL) rc = ECDN_ENOMEM;
+    else {
+        rc = sign_checked(s, q, r);
+        ecdn_tc3_signer_free(s);
+    }
+    if (rc != ECDN_OK) r->nheaders = 0;
+    return rc;
 }
 
 /* ---- v1 ---------------------------------------------------------------- */

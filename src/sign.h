@@ -25,6 +25,8 @@ typedef struct {
     ecdn_str content_type;            /* optional: default application/json */
     long long timestamp;              /* unix seconds, UTC */
     int sign_action;                  /* also sign x-tc-action */
+    int omit_debug;                   /* 1: leave canonical_request and string_to_sign empty in the
+                                         result (less work); 0 (the default of a zeroed request): fill them */
 } ecdn_tc3_request;
 
 typedef struct {
@@ -33,6 +35,12 @@ typedef struct {
 } ecdn_header;
 
 #define ECDN_TC3_MAX_HEADERS 9
+
+/* headers[].name points into this table (pointer comparison is enough), in
+ * this order; the last three only when given and non-empty. */
+enum { ECDN_TC3_H_AUTHORIZATION, ECDN_TC3_H_CONTENT_TYPE, ECDN_TC3_H_HOST, ECDN_TC3_H_ACTION,
+       ECDN_TC3_H_TIMESTAMP, ECDN_TC3_H_VERSION, ECDN_TC3_H_REGION, ECDN_TC3_H_TOKEN, ECDN_TC3_H_LANGUAGE };
+extern const char *const ecdn_tc3_header_names[ECDN_TC3_MAX_HEADERS];
 
 typedef struct {
     char date[11];                    /* YYYY-MM-DD, UTC */
@@ -47,8 +55,50 @@ typedef struct {
 
 void ecdn_tc3_result_init(ecdn_tc3_result *r);
 void ecdn_tc3_result_free(ecdn_tc3_result *r);
-/* On ECDN_EFIELD/ECDN_ERANGE, *bad_field names the field (never its value). */
+/* Signs with the calling thread's signer (below), made on first use. The
+ * result's buffers are emptied first, so a result may be reused without a
+ * free in between. On ECDN_EFIELD/ECDN_ERANGE, *bad_field names the field
+ * (never its value). */
 int ecdn_sign_tc3(const ecdn_tc3_request *req, ecdn_tc3_result *r, const char **bad_field);
+
+/* A TC3 signer: SHA-256 and HMAC fetched from OpenSSL once, digest and MAC
+ * contexts reused, and a bounded cache of derived signing keys per (secret
+ * key, UTC date, service). An entry is found by a SHA-256 fingerprint of
+ * "TC3" + secret key (the key itself is never kept) and the exact date and
+ * service, so a key or date change always derives afresh; a newer date for
+ * the same key and service replaces the older entry. Evicted, cleared and
+ * freed entries are wiped. Not thread-safe: one signer per thread. Results
+ * are never memoised: every call hashes its payload and signs anew. */
+typedef struct ecdn_tc3_signer ecdn_tc3_signer;
+
+typedef struct {
+    unsigned long long hits, misses, evictions; /* evictions: entries of another key/service pushed out */
+    unsigned long long replaced;                /* entries replaced by a newer date of the same key/service */
+    size_t entries, capacity;
+} ecdn_tc3_cache_stats;
+
+#define ECDN_TC3_CACHE_DEFAULT 8
+#define ECDN_TC3_CACHE_MAX 1024
+
+/* capacity 0: no cache (the key chain is derived on every call). NULL when
+ * out of memory or OpenSSL lacks SHA-256/HMAC. */
+ecdn_tc3_signer *ecdn_tc3_signer_new(size_t capacity);
+void ecdn_tc3_signer_free(ecdn_tc3_signer *s);     /* wipes; NULL is fine */
+void ecdn_tc3_signer_clear(ecdn_tc3_signer *s);    /* wipes every cached key; counters stay */
+/* Wipes the entries derived from this secret key (e.g. when a client drops it). */
+void ecdn_tc3_signer_forget(ecdn_tc3_signer *s, ecdn_str secret_key);
+void ecdn_tc3_signer_stats(const ecdn_tc3_signer *s, ecdn_tc3_cache_stats *out);
+int ecdn_tc3_signer_sign(ecdn_tc3_signer *s, const ecdn_tc3_request *req, ecdn_tc3_result *r,
+                         const char **bad_field);
+
+/* The calling thread's signer (ECDN_TC3_CACHE_DEFAULT entries), made on first
+ * use and wiped when the thread ends, when the library is unloaded or at
+ * exit. NULL when it cannot be made (ecdn_sign_tc3 then signs with a
+ * temporary one). */
+ecdn_tc3_signer *ecdn_tc3_thread_signer(void);
+/* Wipes what the calling thread's signer derived from this secret key (for
+ * a client to call when it drops its credentials); makes no signer. */
+void ecdn_tc3_forget_key(ecdn_str secret_key);
 
 /* ---- Signature v1 ------------------------------------------------------- */
 

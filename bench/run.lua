@@ -1,0 +1,295 @@
+-- `make bench`: one table, each figure beside its floor or peer, from one run.
+--   lua5.4 bench/run.lua            (make bench builds what it needs first)
+-- Environment: BENCH_SECONDS (per signing case, default 0.3), BENCH_PURGE_SECONDS
+-- (per purge case, default 0.5), BENCH_ROUNDS (default 5; the best of them is
+-- kept, to stand up to other jobs on the machine), BENCH_NODE_DIR (where
+-- tencentcloud-sdk-nodejs is installed; the Node column is skipped without it),
+-- BENCH_STAGES=0 to skip the stage timings.
+-- It starts nginx (a fixed JSON answer, 127.0.0.1, free ports, everything
+-- under a temporary prefix, `daemon off`) and stops it at the end.
+local socket = require "socket"
+
+local SECONDS = tonumber(os.getenv("BENCH_SECONDS")) or 0.3
+local PURGE_SECONDS = tonumber(os.getenv("BENCH_PURGE_SECONDS")) or 0.5
+local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS")) or 5
+local NODE_DIR = os.getenv("BENCH_NODE_DIR") or ""
+local STAGES = os.getenv("BENCH_STAGES") ~= "0"
+local B = "build/bench/"
+local ENV54 = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' "
+local ENVJIT = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/luajit/?.so;;' "
+local ANSWER = '{"Response":{"TaskId":"1-abcdefgh","RequestId":"r"}}'
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- "key<TAB>value" lines -> table (numbers where they parse).
+local function parse(out)
+  local t = {}
+  for k, v in out:gmatch("([%w_]+)\t([^\n]*)") do t[k] = tonumber(v) or v end
+  return t
+end
+
+local function check(name, out, ok)
+  if not ok then error(name .. " failed:\n" .. out, 0) end
+  return parse(out)
+end
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
+-- ---- nginx ----------------------------------------------------------------
+local nginx = {}
+
+function nginx.start()
+  local prefix = assert(run("mktemp -d /tmp/lua-ecdn-bench.XXXXXX")):gsub("%s+$", "")
+  local fast, logged = free_port(), free_port()
+  local conf = ([[
+daemon off;
+master_process off;
+worker_processes 1;
+error_log PREFIX/error.log warn;
+pid PREFIX/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path PREFIX/client_body;
+  proxy_temp_path PREFIX/proxy;
+  fastcgi_temp_path PREFIX/fastcgi;
+  uwsgi_temp_path PREFIX/uwsgi;
+  scgi_temp_path PREFIX/scgi;
+  keepalive_requests 1000000000;
+  keepalive_timeout 300s;
+  default_type application/json;
+  log_format sizes '$request_length $content_length';
+  server {
+    listen 127.0.0.1:FAST;
+    location / { return 200 'ANSWER'; }
+  }
+  server {
+    listen 127.0.0.1:LOGGED;
+    access_log PREFIX/sizes.log sizes;
+    location / { return 200 'ANSWER'; }
+  }
+}
+]]):gsub("PREFIX", prefix):gsub("FAST", fast):gsub("LOGGED", logged):gsub("ANSWER", ANSWER)
+  local f = assert(io.open(prefix .. "/nginx.conf", "w"))
+  f:write(conf)
+  f:close()
+  local pid = run(("nginx -p %s -c %s -e %s > %s 2>&1 & echo $!"):format(q(prefix), q(prefix .. "/nginx.conf"),
+    q(prefix .. "/error.log"), q(prefix .. "/stdout.log"))):match("%d+")
+  local self = { prefix = prefix, pid = pid, fast = "http://127.0.0.1:" .. fast,
+                 logged = "http://127.0.0.1:" .. logged }
+  for _ = 1, 100 do
+    local c = socket.connect("127.0.0.1", logged)
+    if c then
+      c:close()
+      local c2 = socket.connect("127.0.0.1", fast)
+      if c2 then c2:close() return self end
+    end
+    socket.sleep(0.05)
+  end
+  local log = run("cat " .. q(prefix .. "/stdout.log") .. " " .. q(prefix .. "/error.log"))
+  nginx.stop(self)
+  error("nginx did not start:\n" .. log, 0)
+end
+
+function nginx.stop(self)
+  if self.pid then
+    os.execute("kill " .. self.pid .. " 2>/dev/null")
+    for _ = 1, 100 do
+      if not os.execute("kill -0 " .. self.pid .. " 2>/dev/null") then break end
+      socket.sleep(0.02)
+    end
+  end
+  os.execute("rm -rf " .. q(self.prefix))
+end
+
+-- ---- the measurements -------------------------------------------------------
+local have_jit = exists("build/luajit/ecdn/core.so") and run("command -v luajit"):find("luajit") ~= nil
+local sdk = NODE_DIR ~= "" and exists(NODE_DIR .. "/node_modules/tencentcloud-sdk-nodejs/package.json")
+            and run("command -v node"):find("node") ~= nil
+
+local best = {}
+local function keep(prefix, t, higher)
+  for k, v in pairs(t) do
+    if type(v) == "number" then
+      local key = prefix .. k
+      local old = best[key]
+      if old == nil or (higher and v > old) or (not higher and v < old) then best[key] = v end
+    else
+      best[prefix .. k] = v
+    end
+  end
+end
+
+local srv = nginx.start()
+local ok, err = pcall(function()
+  local reqfile = srv.prefix .. "/purge-request"
+  check("bench/purge.lua --request-out",
+    run(ENV54 .. "lua5.4 bench/purge.lua " .. srv.fast .. " --request-out " .. q(reqfile)))
+
+  -- The floor sends what the client sends: nginx logs the request sizes on
+  -- its second port; both must agree (the signature and timestamp vary,
+  -- their lengths do not).
+  local function sizes()
+    local f = io.open(srv.prefix .. "/sizes.log")
+    local t = {}
+    if f then
+      for l in f:lines() do t[l] = true end
+      f:close()
+      os.remove(srv.prefix .. "/sizes.log")
+      os.execute("kill -USR1 " .. srv.pid) -- reopen the log
+      socket.sleep(0.1)
+    end
+    local list = {}
+    for k in pairs(t) do list[#list + 1] = k end
+    table.sort(list)
+    return table.concat(list, ", ")
+  end
+  check("purge.lua (sizes)", run(ENV54 .. "lua5.4 bench/purge.lua " .. srv.logged .. " 0.05 --tsv"))
+  local ours_sizes = sizes()
+  check("curl_floor (sizes)", run(B .. "curl_floor " .. srv.logged .. " 0.05 " .. q(reqfile) .. " --tsv"))
+  local floor_sizes = sizes()
+  best.same_request = ours_sizes == floor_sizes and ours_sizes ~= ""
+  best.sizes = ("client %s, curl floor %s"):format(ours_sizes, floor_sizes)
+
+  for round = 1, ROUNDS do
+    io.stderr:write(("bench: round %d of %d\n"):format(round, ROUNDS))
+    if sdk then
+      keep("", check("node", run("node bench/node_sign3.js " .. q(NODE_DIR) .. " " .. SECONDS .. " --tsv")), true)
+    end
+    keep("lua54_", check("sign.lua", run(ENV54 .. "lua5.4 bench/sign.lua " .. SECONDS .. " --tsv")), true)
+    if have_jit then
+      keep("jit_", check("sign.lua (LuaJIT)", run(ENVJIT .. "luajit bench/sign.lua " .. SECONDS .. " --tsv")), true)
+    end
+    keep("", check("sign_floor", run(B .. "sign_floor " .. SECONDS .. " --tsv")), true)
+    local floor = B .. "curl_floor " .. srv.fast .. " " .. PURGE_SECONDS .. " " .. q(reqfile) .. " --tsv"
+    keep("", check("curl_floor", run(floor)), false)
+    -- The floor doing one thing more at a time the way src/http.c does it.
+    keep("readcb_", check("curl_floor --read-callback", run(floor .. " --read-callback")), false)
+    keep("http_like_", check("curl_floor --read-callback --multi --slist-each",
+      run(floor .. " --read-callback --multi --slist-each")), false)
+    keep("lua54_", check("purge.lua", run(ENV54 .. "lua5.4 bench/purge.lua " .. srv.fast .. " " .. PURGE_SECONDS
+      .. " --tsv" .. (STAGES and " --stages" or ""))), false)
+    if have_jit then
+      keep("jit_", check("purge.lua (LuaJIT)", run(ENVJIT .. "luajit bench/purge.lua " .. srv.fast .. " "
+        .. PURGE_SECONDS .. " --tsv")), false)
+    end
+  end
+end)
+nginx.stop(srv)
+if not ok then error(err, 0) end
+
+-- ---- the table ------------------------------------------------------------------
+local function int(n)
+  local s = ("%.0f"):format(n)
+  return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
+end
+local function rate(key) return best[key] and (int(best[key]) .. "/s") or "-" end
+local function us(key) return best[key] and ("%.1f us"):format(best[key]) or "-" end
+local function ratio(a, b, fmt)
+  if not (best[a] and best[b]) then return "" end
+  return (fmt or "%.1fx"):format(best[a] / best[b])
+end
+
+local rows = {}
+local function row(what, ours, peer_name, peer, r) rows[#rows + 1] = { what, ours, peer_name, peer, r } end
+local function section(title) rows[#rows + 1] = { title } end
+
+local node_name = sdk and "Node SDK sign3" or "Node SDK sign3 (not installed)"
+section("TC3 signatures per second (one-URL body, a new payload and timestamp every call; CPU time)")
+row("core.sign_tc3, Lua 5.4", rate("lua54_tc3_one"), node_name, rate("node_sign3"),
+    ratio("lua54_tc3_one", "node_sign3"))
+row("core.sign_tc3, LuaJIT", rate("jit_tc3_one"), node_name, rate("node_sign3"), ratio("jit_tc3_one", "node_sign3"))
+row("core.sign_tc3{debug = false}, Lua 5.4", rate("lua54_tc3_one_nodebug"), node_name, rate("node_sign3"),
+    ratio("lua54_tc3_one_nodebug", "node_sign3"))
+row("core.sign_tc3{debug = false}, LuaJIT", rate("jit_tc3_one_nodebug"), node_name, rate("node_sign3"),
+    ratio("jit_tc3_one_nodebug", "node_sign3"))
+row("ecdn_sign_tc3, the C signer (no Lua)", rate("ours_c"), "C floor, day key cached", rate("floor_cached"),
+    ratio("ours_c", "floor_cached", "%.2fx"))
+row("ecdn_sign_tc3, omit_debug", rate("ours_c_nodebug"), "C floor, day key cached", rate("floor_cached"),
+    ratio("ours_c_nodebug", "floor_cached", "%.2fx"))
+row("C floor, key chain every signature", rate("floor_fresh"), "one-shot HMAC(), chain each", rate("oneshot_fresh"),
+    ratio("floor_fresh", "oneshot_fresh"))
+row("C floor, day key cached", rate("floor_cached"), "one-shot HMAC(), key cached", rate("oneshot_cached"),
+    ratio("floor_cached", "oneshot_cached"))
+row("core.sign_tc3, 1,000-URL body (46 KB), Lua 5.4", rate("lua54_tc3_thousand"), "", "", "")
+
+section("One-URL purge on a kept-alive connection to nginx (return 200), microseconds each (lower is better)")
+row("client:purge, Lua 5.4, wall-clock", us("lua54_purge_wall_us"), "curl floor, wall-clock", us("curl_wall_us"),
+    ratio("lua54_purge_wall_us", "curl_wall_us"))
+row("client:purge, LuaJIT, wall-clock", us("jit_purge_wall_us"), "curl floor, wall-clock", us("curl_wall_us"),
+    ratio("jit_purge_wall_us", "curl_wall_us"))
+row("client:purge, Lua 5.4, client CPU", us("lua54_purge_cpu_us"), "curl floor, client CPU", us("curl_cpu_us"),
+    ratio("lua54_purge_cpu_us", "curl_cpu_us"))
+row("client:purge, LuaJIT, client CPU", us("jit_purge_cpu_us"), "curl floor, client CPU", us("curl_cpu_us"),
+    ratio("jit_purge_cpu_us", "curl_cpu_us"))
+section("Where a purge's time goes (Lua 5.4; the curl floor made to work like src/http.c, one change at a time)")
+row("curl floor + body from a read callback, wall", us("readcb_curl_wall_us"), "curl floor, wall-clock",
+    us("curl_wall_us"), ratio("readcb_curl_wall_us", "curl_wall_us"))
+row("curl floor + body from a read callback, CPU", us("readcb_curl_cpu_us"), "curl floor, client CPU",
+    us("curl_cpu_us"), ratio("readcb_curl_cpu_us", "curl_cpu_us"))
+row("  + multi interface, header list per request, wall", us("http_like_curl_wall_us"), "curl floor, wall-clock",
+    us("curl_wall_us"), ratio("http_like_curl_wall_us", "curl_wall_us"))
+row("  + multi interface, header list per request, CPU", us("http_like_curl_cpu_us"), "curl floor, client CPU",
+    us("curl_cpu_us"), ratio("http_like_curl_cpu_us", "curl_cpu_us"))
+if STAGES then
+  row("core.http:request alone (src/http.c), wall", us("lua54_stage_send_wall_us"), "the line above",
+      us("http_like_curl_wall_us"), ratio("lua54_stage_send_wall_us", "http_like_curl_wall_us"))
+  row("core.http:request alone (src/http.c), CPU", us("lua54_stage_send_cpu_us"), "the line above",
+      us("http_like_curl_cpu_us"), ratio("lua54_stage_send_cpu_us", "http_like_curl_cpu_us"))
+  row("stage: body (request.purge_urls), CPU", us("lua54_stage_body_cpu_us"), "", "", "")
+  row("stage: signature (signer.tc3, in Lua), CPU", us("lua54_stage_sign_cpu_us"), "", "", "")
+  row("stage: decoding (decode.task), CPU", us("lua54_stage_decode_cpu_us"), "", "", "")
+end
+
+section("Not measured yet")
+row("bulk URLs/s and peak RSS (purge_all, issue 9)", "not yet", "", "", "")
+row("purges/s per nginx worker (resty.ecdn, issue 10)", "not yet", "", "", "")
+
+local w = { 0, 0, 0, 0, 0 }
+for _, r in ipairs(rows) do
+  if #r > 1 then for i = 1, 5 do w[i] = math.max(w[i], #r[i]) end end
+end
+print()
+print(("lua-ecdn benchmark, best of %d rounds (%s s per signing case, %s s per purge case)"):format(ROUNDS, SECONDS,
+  PURGE_SECONDS))
+print("The machine has 2 cores shared with other jobs: figures move by 10-30% between runs; ratios within a run are")
+print("the figures to compare. " .. (best.lua54_interpreter or "") .. ", " .. (best.jit_interpreter or "no LuaJIT")
+  .. ", " .. (run("openssl version"):match("^(%S+ %S+)") or "OpenSSL") .. ", " .. (best.node_sdk or "no Node SDK"))
+for _, r in ipairs(rows) do
+  if #r == 1 then
+    print()
+    print(r[1])
+  else
+    print(("  %-" .. w[1] .. "s  %" .. w[2] .. "s   %-" .. w[3] .. "s  %" .. w[4] .. "s  %s"):format(
+      r[1], r[2], r[3], r[4], r[5]))
+  end
+end
+print()
+print(("The curl floor sends the same request as client:purge: %s (nginx $request_length: %s)."):format(
+  best.same_request and "yes" or "NO", best.sizes or "?"))
+if best.node_sign3_wall then
+  print(("Node SDK sign3 per second of wall-clock time (its collector runs on the other core): %s/s."):format(
+    int(best.node_sign3_wall)))
+end
+if not sdk then
+  print("Node SDK column skipped: set BENCH_NODE_DIR to a directory with tencentcloud-sdk-nodejs in node_modules"
+    .. " (make bench installs it into a temporary directory when npm is present).")
+end
