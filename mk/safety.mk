@@ -50,6 +50,7 @@ asan-build:
 	  build/asan/ecdn/core.so
 
 asan: asan-build
+	@$(MAKE) --no-print-directory LUA=luajit # nginx (resty specs) loads the LuaJIT module
 	tools/asan-run.sh
 
 # ---- valgrind memcheck over tools/valgrind-stress.lua (Lua 5.4) -------------

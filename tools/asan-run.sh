@@ -38,6 +38,8 @@ chmod +x "$out/bin/lua5.4"
 
 for f in $(ls -A | grep -v -x -e build -e .git); do ln -s "$root/$f" "$out/tree/$f"; done
 ln -s "$root/$out/ecdn/core.so" "$out/tree/build/ecdn/core.so"
+# nginx runs OpenResty's LuaJIT: the resty specs load the plain LuaJIT module.
+[ -d "$root/build/luajit" ] && ln -s "$root/build/luajit" "$out/tree/build/luajit"
 
 # Self-check: the set-up really reports a leak made inside a loaded module,
 # in a lua5.4 started by another lua5.4 (as the simulator and the CLI are).
