@@ -207,3 +207,30 @@ describe("set_credentials on a live client", function()
     assert.truthy(msg:find("closed", 1, true), msg)
   end)
 end)
+
+describe("the signer's derived-key cache and the client", function()
+  it("a client forgets its key's cached day keys on set_credentials, close and collection", function()
+    local s = sim.start { args = { "--rate", "0", "--secret", "AKIDcacheA0000000000000000000000000:keyA",
+                                   "--secret", "AKIDcacheB0000000000000000000000000:keyB" } }
+    finally(function() s:stop() end)
+    core.sign_cache_clear()
+    local c = assert(ecdn.client { secret_id = "AKIDcacheA0000000000000000000000000", secret_key = "keyA",
+                                   endpoint = s.url, rate = 0 })
+    assert(c:purge { "https://www.example.com/cache/1" })
+    assert.equal(1, core.sign_cache_stats().entries)
+    assert(c:set_credentials { secret_id = "AKIDcacheB0000000000000000000000000", secret_key = "keyB" })
+    assert.equal(0, core.sign_cache_stats().entries) -- keyA's day key went with keyA
+    assert(c:purge { "https://www.example.com/cache/2" })
+    assert.equal(1, core.sign_cache_stats().entries)
+    c:close()
+    assert.equal(0, core.sign_cache_stats().entries)
+    local d = assert(ecdn.client { secret_id = "AKIDcacheA0000000000000000000000000", secret_key = "keyA",
+                                   endpoint = s.url, rate = 0 })
+    assert(d:purge { "https://www.example.com/cache/3" })
+    assert.equal(1, core.sign_cache_stats().entries)
+    d = nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    assert.equal(0, core.sign_cache_stats().entries)
+  end)
+end)

@@ -43,6 +43,13 @@ typedef struct {
 
 static void credentials_free(credentials *c)
 {
+    /* The signer's cached day keys derived from this key go with it. */
+    if (c->secret_key.data) {
+        ecdn_str key;
+        key.ptr = c->secret_key.data;
+        key.len = c->secret_key.len;
+        ecdn_tc3_forget_key(key);
+    }
     ecdn_buf_free(&c->secret_id);
     ecdn_buf_free(&c->secret_key);
     ecdn_buf_free(&c->token);
@@ -230,6 +237,7 @@ static void sign_request(lua_State *L, client *c, scratch *s, ecdn_str action, e
     q.action = action;
     q.payload = body;
     q.timestamp = ts;
+    q.omit_debug = 1; /* nobody reads the canonical request here */
     rc = ecdn_sign_tc3(&q, &s->sig, &bad);
     if (rc == ECDN_EFIELD || rc == ECDN_ERANGE)
         luaL_error(L, "ecdn.client:%s: cannot sign: field '%s' is invalid", fn, bad ? bad : "?");

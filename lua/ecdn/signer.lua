@@ -14,6 +14,7 @@ function M.tc3(target, cred, action, body, timestamp)
     service = target.service, host = target.host, version = target.version,
     region = target.region, language = target.language,
     action = action, payload = body, timestamp = timestamp,
+    debug = false, -- no canonical request and string to sign: nobody reads them here
   }
   local headers = r.headers
   headers["X-TC-RequestClient"] = core.USER_AGENT
