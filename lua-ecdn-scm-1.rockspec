@@ -45,6 +45,7 @@ build = {
     ["ecdn.endpoint"] = "lua/ecdn/endpoint.lua",
     ["ecdn.errors"] = "lua/ecdn/errors.lua",
     ["ecdn.limiter"] = "lua/ecdn/limiter.lua",
+    ["ecdn.options"] = "lua/ecdn/options.lua",
     ["ecdn.request"] = "lua/ecdn/request.lua",
     ["ecdn.services"] = "lua/ecdn/services.lua",
     ["ecdn.signer"] = "lua/ecdn/signer.lua",

@@ -9,6 +9,7 @@ local credentials = require "ecdn.credentials"
 local decode = require "ecdn.decode"
 local endpoint = require "ecdn.endpoint"
 local limiter = require "ecdn.limiter"
+local options = require "ecdn.options"
 local request = require "ecdn.request"
 local services = require "ecdn.services"
 local times = require "ecdn.times"
@@ -16,23 +17,13 @@ local v1 = require "ecdn.v1"
 
 local M = {}
 
-local LANGUAGES = { ["en-US"] = true, ["zh-CN"] = true }
-local FLUSH_TYPES = { flush = true, delete = true }
-
--- name = expected Lua type
-local OPTIONS = {
-  secret_id = "string", secret_key = "string", token = "string",
-  service = "string", endpoint = "string", version = "string",
-  region = "string", language = "string",
-  timeout = "number", connect_timeout = "number",
-  verify = "boolean", cafile = "string", proxy = "string",
-  rate = "number",      -- requests per second from this client (default 20; 0 = no limit)
-  limiter = "table",    -- a shared ecdn.limiter (or anything with take/penalize/acquire)
+local OPTIONS = options.with {
+  limiter = "table",           -- a shared ecdn.limiter (or anything with take/penalize/acquire)
   signature = "string",        -- "tc3" (default) or "v1"
   signature_method = "string", -- v1: "HmacSHA256" (default) or "HmacSHA1"
   credentials = "table",       -- a provider from ecdn.credentials (rotated before expiry)
-  clock = "function", -- for tests: returns the unix time to sign with
 }
+local FLUSH_TYPES, AREAS = options.FLUSH_TYPES, options.AREAS
 
 -- The CVM metadata service for the default chain: $ECDN_METADATA_ENDPOINT
 -- names another (tests), "off" never asks it.
@@ -96,31 +87,15 @@ end
 --- ecdn.client(opts) -> client | nil, err. Bad option names or types raise.
 function M.new(opts)
   not_in_nginx_request("", 2)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then fail("", "options must be a table (got " .. type(opts) .. ")", 2) end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then fail("", "unknown option '" .. tostring(k) .. "'", 2) end
-    if type(v) ~= want then
-      fail("", "field '" .. k .. "' must be a " .. want .. " (got " .. type(v) .. ")", 2)
-    end
-  end
+  local service, url, host
+  opts, service, url, host = options.check(opts, OPTIONS, "ecdn.client", 2, true)
   local auto = opts.service == "auto" -- start on ECDN, move to CDN when the account has
-  local service = auto and "ecdn" or opts.service or "ecdn"
-  if not services[service] or type(services[service]) ~= "table" then
-    fail("", "field 'service' must be \"ecdn\", \"cdn\" or \"auto\"", 2)
-  end
   local signature = opts.signature or "tc3"
   if signature ~= "tc3" and signature ~= "v1" then fail("", "field 'signature' must be \"tc3\" or \"v1\"", 2) end
   local signature_method = opts.signature_method or "HmacSHA256"
   if signature_method ~= "HmacSHA256" and signature_method ~= "HmacSHA1" then
     fail("", "field 'signature_method' must be \"HmacSHA256\" or \"HmacSHA1\"", 2)
   end
-  if opts.language and not LANGUAGES[opts.language] then
-    fail("", "field 'language' must be \"en-US\" or \"zh-CN\"", 2)
-  end
-  local url, host = endpoint.parse(opts.endpoint or ("https://" .. services[service].host))
-  if not url then fail("", "field 'endpoint' " .. host, 2) end
   if opts.credentials and (opts.secret_id or opts.secret_key or opts.token) then
     fail("", "give either 'credentials' (a provider) or secret_id/secret_key/token, not both", 2)
   end
@@ -145,7 +120,6 @@ function M.new(opts)
   })
   if not ok then error(c, 2) end
   local rate = opts.rate or services.RATE_PER_SECOND
-  if rate < 0 or rate ~= math.floor(rate) then fail("", "field 'rate' must be a whole number >= 0", 2) end
   local st = { refresher = refresher, clock = opts.clock, clock_offset = 0, service = service, auto = auto,
                url = url, host = host,
                default_endpoint = opts.endpoint == nil, signature = signature, signature_method = signature_method,
@@ -246,8 +220,6 @@ local function run(self, st, send, decoder, what)
     if not err or not correction(self, st, err, raw, done) then return limited(st, res, err) end
   end
 end
-
-local AREAS = { mainland = true, overseas = true, global = true }
 
 -- CDN's Area and UrlEncode, checked: a function giving the raw JSON members
 -- and the fields; on an "auto" client still on ECDN they wait for the switch

@@ -23,9 +23,9 @@ local bulk = require "ecdn.bulk"
 local core = require "ecdn.core"
 local credentials = require "ecdn.credentials"
 local decode = require "ecdn.decode"
-local endpoint = require "ecdn.endpoint"
 local errors = require "ecdn.errors"
 local limiter = require "ecdn.limiter"
+local options = require "ecdn.options"
 local request = require "ecdn.request"
 local services = require "ecdn.services"
 local signer = require "ecdn.signer"
@@ -38,20 +38,11 @@ local get_phase = ngx.get_phase
 
 local M = { _VERSION = core._VERSION }
 
-local LANGUAGES = { ["en-US"] = true, ["zh-CN"] = true }
-local FLUSH_TYPES = { flush = true, delete = true }
-
--- name = expected Lua type: ecdn.client's options, and the nginx ones.
-local OPTIONS = {
-  secret_id = "string", secret_key = "string", token = "string",
-  service = "string", endpoint = "string", version = "string",
-  region = "string", language = "string",
-  timeout = "number", connect_timeout = "number",
-  verify = "boolean", cafile = "string", proxy = "string",
-  clock = "function", -- for tests: returns the unix time to sign with
-  limit_dict = "string", rate = "number",
-  keepalive_timeout = "number", keepalive_pool = "number",
+-- ecdn.client's options, and the nginx ones.
+local OPTIONS = options.with {
+  limit_dict = "string", keepalive_timeout = "number", keepalive_pool = "number",
 }
+local FLUSH_TYPES = options.FLUSH_TYPES
 
 M.DEFAULT_TIMEOUT, M.DEFAULT_CONNECT_TIMEOUT = 10, 5 -- seconds, as ecdn.client
 M.DEFAULT_KEEPALIVE_TIMEOUT, M.DEFAULT_KEEPALIVE_POOL = 60, 16
@@ -82,30 +73,14 @@ end
 --- ecdn.new(opts) -> client | nil, err. Any phase (init_by_lua included):
 -- nothing is sent. Bad option names, types or values raise.
 function M.new(opts)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then fail("", "options must be a table (got " .. type(opts) .. ")", 2) end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then fail("", "unknown option '" .. tostring(k) .. "'", 2) end
-    if type(v) ~= want then
-      fail("", "field '" .. k .. "' must be a " .. want .. " (got " .. type(v) .. ")", 2)
-    end
-  end
+  local service, url, host
+  opts, service, url, host = options.check(opts, OPTIONS, "resty.ecdn", 2)
   if opts.cafile then
     fail("", "field 'cafile' is not used in nginx: set lua_ssl_trusted_certificate in nginx.conf", 2)
   end
   if opts.proxy and opts.proxy ~= "" then
     fail("", "field 'proxy' is not supported by resty.ecdn (cosockets connect directly)", 2)
   end
-  local service = opts.service or "ecdn"
-  if type(services[service]) ~= "table" or not services[service].host then
-    fail("", "field 'service' must be \"ecdn\" or \"cdn\"", 2)
-  end
-  if opts.language and not LANGUAGES[opts.language] then
-    fail("", "field 'language' must be \"en-US\" or \"zh-CN\"", 2)
-  end
-  local url, host = endpoint.parse(opts.endpoint or ("https://" .. services[service].host))
-  if not url then fail("", "field 'endpoint' " .. host, 2) end
   local timeout = positive(opts, "timeout", M.DEFAULT_TIMEOUT)
   local connect_timeout = positive(opts, "connect_timeout", M.DEFAULT_CONNECT_TIMEOUT)
   local keepalive_timeout = opts.keepalive_timeout or M.DEFAULT_KEEPALIVE_TIMEOUT
