@@ -83,6 +83,11 @@ local function job3(t_bulk)
   s:stop()
 end
 
+-- `lua5.4 bench/bulk.lua job1`: only the first job (make bench's table).
+if arg[1] == "job1" then
+  job1(4)
+  return
+end
 local t_bulk = job1(4) -- the default
 job1(8)
 job2()

@@ -259,9 +259,35 @@ if STAGES then
   row("stage: decoding (decode.task), CPU", us("lua54_stage_decode_cpu_us"), "", "", "")
 end
 
-section("Not measured yet")
-row("bulk URLs/s and peak RSS (purge_all, issue 9)", "not yet", "", "", "")
-row("purges/s per nginx worker (resty.ecdn, issue 10)", "not yet", "", "", "")
+-- The bulk engine and the nginx client, each from its own script (their own
+-- simulator; the full runs with more cases: bench/bulk.lua, bench/resty_purge.lua).
+section("Bulk (issue 9) and OpenResty (issue 10), against the simulator")
+local ENV_SPEC = "LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='build/?.so;;' "
+local bulk = run(ENV_SPEC .. "lua5.4 bench/bulk.lua job1 2>&1")
+local secs, rle, rss = bulk:match("concurrency 4: ([%d.]+) s .-(%d+) RequestLimitExceeded, peak RSS ([%d.]+) MiB")
+if secs then
+  row("purge_all: 100,000 URLs at 20 req/s, 200 ms RTT", secs .. " s", "floor (100 requests at 20/s)", "5.00 s",
+      ("%.2fx"):format(tonumber(secs) / 5))
+  row("  its URLs/s, RequestLimitExceeded, peak RSS", int(100000 / tonumber(secs)) .. "/s", rle .. " RLE",
+      rss .. " MiB", "")
+else
+  row("purge_all (bench/bulk.lua)", "failed", bulk:sub(1, 60), "", "")
+end
+if have_jit and run("command -v nginx"):find("nginx") then
+  local resty = run(ENV_SPEC .. "lua5.4 bench/resty_purge.lua 2000 2>&1")
+  local one = resty:match("1 light thread%s+%d+ purges%s+(%d+)/s")
+  local cpu = resty:match("1 light thread.-client CPU%s+(%d+) us/purge")
+  local plain = resty:match("ecdn.client[^\n]-%d+ purges%s+(%d+)/s")
+  if one then
+    row("resty.ecdn: purges/s, 1 worker, 1 light thread", one .. "/s", "ecdn.client, Lua 5.4", (plain or "?") .. "/s",
+        plain and ("%.2fx"):format(tonumber(one) / tonumber(plain)) or "")
+    row("  the worker's CPU per purge", (cpu or "?") .. " us", "(the simulator is the limit here)", "", "")
+  else
+    row("resty.ecdn (bench/resty_purge.lua)", "failed", resty:sub(1, 60), "", "")
+  end
+else
+  row("resty.ecdn per nginx worker", "skipped", "needs nginx and build/luajit", "", "")
+end
 
 local w = { 0, 0, 0, 0, 0 }
 for _, r in ipairs(rows) do
