@@ -25,7 +25,6 @@ typedef struct {
     const ecdn_http_request *q;
     ecdn_http_result *r;
     size_t max_body, max_headers;
-    size_t off;              /* next body byte to hand to curl */
     size_t header_bytes;
     int headers_done, body_too_big, headers_too_big, refused;
 } transfer;
@@ -204,8 +203,6 @@ static int env_proxy(void)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud);
 static size_t on_header(char *p, size_t size, size_t n, void *ud);
-static size_t on_read(char *p, size_t size, size_t n, void *ud);
-static int on_seek(void *ud, curl_off_t offset, int origin);
 static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port);
 
 #define SET(opt, val) \
@@ -261,8 +258,6 @@ ecdn_http *ecdn_http_new(const ecdn_http_config *cfg, char *err, size_t errlen)
     SET(CURLOPT_CLOSESOCKETDATA, h);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_HEADERFUNCTION, on_header);
-    SET(CURLOPT_READFUNCTION, on_read);
-    SET(CURLOPT_SEEKFUNCTION, on_seek);
     SET(CURLOPT_PREREQFUNCTION, on_prereq);
     return h;
 
@@ -410,29 +405,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-static size_t on_read(char *p, size_t size, size_t n, void *ud)
-{
-    transfer *t = (transfer *)ud;
-    size_t room = size * n, left = t->q->len - t->off;
-    size_t k = left < room ? left : room;
-    memcpy(p, t->q->body + t->off, k);
-    t->off += k;
-    if (t->off == t->q->len) t->r->sent = 1; /* all of it is curl's now */
-    return k;
-}
-
-static int on_seek(void *ud, curl_off_t offset, int origin)
-{
-    transfer *t = (transfer *)ud;
-    if (origin != SEEK_SET || offset < 0 || (curl_off_t)t->q->len < offset) return CURL_SEEKFUNC_CANTSEEK;
-    t->off = (size_t)offset;
-    return CURL_SEEKFUNC_OK;
-}
-
 /* Called each time the request is about to go out on a connection: after a
- * reused connection died, libcurl starts over on a new one. A request that
- * went out whole may have been acted on: it is not written again unless the
- * caller said so. */
+ * reused connection died, libcurl starts over on a new one. From this moment
+ * the request may reach the service (it leaves in one write, headers and
+ * body together): `sent` says so, and a request that may have gone out is
+ * not written again unless the caller said so. (Conservative: a write that
+ * failed at once also counts as sent.) */
 static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
 {
     transfer *t = (transfer *)ud;
@@ -442,12 +420,11 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
         return CURL_PREREQFUNC_ABORT;
     }
     t->r->attempts++;
-    t->off = 0;
+    t->r->sent = 1;
     ecdn_buf_reset(&t->r->headers);
     ecdn_buf_reset(&t->r->body);
     t->header_bytes = 0;
     t->headers_done = 0;
-    if (t->q->len == 0) t->r->sent = 1; /* nothing but headers to write */
     return CURL_PREREQFUNC_OK;
 }
 
@@ -670,15 +647,15 @@ static void set_transfer(CURL *c, transfer *t, struct curl_slist *list, const ec
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
     if (strcmp(q->method, "GET") != 0) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL); /* the body comes from on_read */
+        /* Headers and body leave in one write (a read callback costs a
+         * second write and a second wake-up of the server). */
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body ? q->body : "");
     } else {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
     curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
-    curl_easy_setopt(c, CURLOPT_READDATA, t);
-    curl_easy_setopt(c, CURLOPT_SEEKDATA, t);
     curl_easy_setopt(c, CURLOPT_PREREQDATA, t);
 }
 
@@ -688,8 +665,8 @@ static void clear_transfer(CURL *c)
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, (void *)NULL);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, (void *)NULL);
-    curl_easy_setopt(c, CURLOPT_READDATA, (void *)NULL);
-    curl_easy_setopt(c, CURLOPT_SEEKDATA, (void *)NULL);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
     curl_easy_setopt(c, CURLOPT_PREREQDATA, (void *)NULL);
 }
 

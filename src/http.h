@@ -7,8 +7,9 @@
  * - attempts: how many times the request was started on a connection; a
  *   request whose bytes all went out is never written again unless the
  *   caller allows it (resend), so a purge cannot be applied twice silently.
- * - sent: the whole request was handed over at least once, so the service
- *   may have acted on it (conservative: true when in doubt).
+ * - sent: the request started going out at least once (headers and body
+ *   leave in one write), so the service may have acted on it; false only
+ *   when it certainly did not (refused, DNS, TLS, connect timeout).
  * - fork: a transport used in another process than the one that opened its
  *   connections never touches them (no bytes, no TLS close_notify): it
  *   detaches them onto /dev/null and starts afresh.
