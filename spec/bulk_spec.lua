@@ -255,6 +255,92 @@ describe("purge_all", function()
     assert.truthy(msg:find("urls must be a table", 1, true))
   end)
 
+  it("dedupe = false: a lookup never credits a batch with another batch's task", function()
+    local s = sim.start { args = { "--rate", "0", "--seed", "1", "--drop-rate", "0.25", "--fail-rate", "0.2",
+                                   "--garbage-rate", "0.1" }, log = true }
+    finally(function() s:stop() end)
+    local list = {}
+    for i = 1, 150 do list[i] = "https://www.example.com/nodedupe/" .. (i % 7 == 1 and "hot" or i) end
+    local rep = assert(client(s, { rate = 0, timeout = 2 }):purge_all(list,
+      { batch = 7, concurrency = 6, max_backoff = 0.02, retries = 3, dedupe = false }))
+    -- Every URL of every task the report names was applied under that very task.
+    local in_task = {}
+    for _, e in ipairs(s:log_entries()) do
+      for _, u in ipairs(e.urls) do in_task[e.task_id .. " " .. u] = true end
+    end
+    local seen_task = {}
+    for _, t in ipairs(rep.tasks) do
+      assert.is_nil(seen_task[t.task_id], "a TaskId credited twice: " .. t.task_id)
+      seen_task[t.task_id] = true
+      for _, u in ipairs(t.urls) do assert.is_true(in_task[t.task_id .. " " .. u] == true, u) end
+    end
+    assert.equal(150, rep.ok + rep.failed)
+  end)
+
+  it("lookups use the service's clock: 200 s slow, no applied batch missed, no old task taken", function()
+    -- seed 14: the first send is applied and its answer dropped; seed 7 (after an earlier purge of the
+    -- same URL): the first send is dropped before the service. The client's clock is 200 s slow, too
+    -- little for the service to refuse (300 s), so nothing corrects it but the answers' Date.
+    for _, case in ipairs { { seed = "14" }, { seed = "7", earlier = true } } do
+      local s = sim.start { args = { "--rate", "0", "--seed", case.seed, "--drop-rate", "0.5",
+                                     "--fake-clock", "now" }, log = true }
+      local t = s:now()
+      local c = client(s, { rate = 0, clock = function() return t - 200 end })
+      local url = "https://www.example.com/skewed"
+      local old
+      if case.earlier then
+        old = assert(c:purge { url }).task_id
+        s:advance(170)
+        t = t + 170
+      end
+      local rep = assert(c:purge_all({ url }, { retries = 6, max_backoff = 0.02 }))
+      local applied = {}
+      for _, e in ipairs(s:log_entries()) do applied[#applied + 1] = e.task_id end
+      s:stop()
+      assert.equal(1, rep.ok, "seed " .. case.seed)
+      assert.are_not.equal(old, rep.tasks[1].task_id, "an old task was credited")
+      assert.equal(rep.tasks[1].task_id, applied[#applied], "seed " .. case.seed)
+      assert.equal(case.earlier and 2 or 1, #applied, "purged twice (seed " .. case.seed .. ")")
+    end
+  end)
+
+  it("on_progress raising: the error reaches the caller once nothing is in flight; the client works on", function()
+    local s = sim.start { args = { "--rate", "0", "--delay-ms", "50" } }
+    finally(function() s:stop() end)
+    local c = client(s, { rate = 0 })
+    local ok, msg = pcall(c.purge_all, c, urls(200, "raise"), { batch = 10, on_progress = function(p)
+      if p.requests > 0 then error("my callback failed", 0) end
+    end })
+    assert.is_false(ok)
+    assert.equal("my callback failed", msg)
+    assert(c:purge { "https://www.example.com/after-raise" })
+    assert(c:call("DescribePurgeQuota", {}))
+  end)
+
+  it("after the daily limit stops a job, only what went out says sent = true", function()
+    local s = sim.start { args = { "--quota", "2" } }
+    finally(function() s:stop() end)
+    local rep = assert(client(s, { rate = 2 }):purge_all(urls(8, "daysent"), { batch = 1 }))
+    assert.equal(2, rep.ok)
+    local sent = 0
+    for _, e in ipairs(rep.errors) do
+      if e.err.sent then sent = sent + #e.urls else assert.truthy(e.err.message:find("^not sent"), e.err.message) end
+    end
+    assert.equal(rep.requests - rep.ok, sent) -- one URL a request: each refused request is one sent URL
+  end)
+
+  it("the job's rate: a whole number >= 0, 0 meaning no limit of its own", function()
+    local s = sim.start { args = { "--rate", "0" } }
+    finally(function() s:stop() end)
+    local c = client(s, { rate = 0 })
+    assert.equal(3, assert(c:purge_all(urls(3, "rate0"), { rate = 0, batch = 1 })).ok)
+    for _, v in ipairs { 2.5, -1 } do
+      local ok, msg = pcall(function() c:purge_all(urls(1, "rate-bad"), { rate = v }) end)
+      assert.is_false(ok)
+      assert.truthy(msg:find("^spec/bulk_spec%.lua:%d+: ecdn%.client:purge_all: option 'rate'"), msg)
+    end
+  end)
+
   it("100,000 URLs stay under 64 MiB peak RSS for the whole process", function()
     -- Under AddressSanitizer (make asan) memory is ASan's (shadow, quarantine), not the program's.
     if os.getenv("ASAN_OPTIONS") then

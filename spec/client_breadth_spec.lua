@@ -143,6 +143,14 @@ describe("tasks", function()
       seen[#seen + 1] = task.task_id
     end
     assert.equal(7, #seen)
+    -- A failing page reaches the loop body as false, err.
+    local got
+    for task, err in c:each_task { status = "bogus", start_time = t0 - 5 } do
+      assert.is_false(task)
+      got = err
+    end
+    assert.is_table(got)
+    assert.equal("api", got.kind)
     local one = assert(c:tasks { task_id = ids[3] })
     assert.equal(ids[3], one[1].task_id)
     local ok, msg = pcall(function() c:tasks { bogus = 1 } end)

@@ -23,7 +23,8 @@ local OPTION_TYPES = { flush_type = "string", batch = "number", rate = "number",
                        random = "function" } -- random: for tests, a function() -> [0, 1)
 local PROGRESS_EVERY = 0.1
 local BACKOFF_BASE = 0.25
-local LOOKUP_SLACK = 2 -- seconds before the first send a lookup's window opens
+local LOOKUP_SLACK = 5 -- seconds before the first send a lookup's window opens
+local LOOKUP_DELAY = 0.5 -- seconds before an uncertain batch is first looked up (the service indexes it)
 
 -- What differs between purging URLs and purging directories.
 local KINDS = {
@@ -35,7 +36,7 @@ local KINDS = {
             body = function(list, opts) return request.purge_paths(list, opts.flush_type) end },
 }
 
-local function check_opts(opts, kind)
+local function check_opts(opts, kind, max_batch)
   local fn = "ecdn.client:" .. kind.fn
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then error(fn .. ": opts must be a table", 4) end
@@ -58,14 +59,17 @@ local function check_opts(opts, kind)
       error(fn .. ": option '" .. k .. "' must be a whole number >= 1", 4)
     end
   end
-  if opts.batch and opts.batch > kind.max_batch then
-    error(fn .. ": option 'batch' must be at most " .. kind.max_batch, 4)
+  if opts.batch and opts.batch > max_batch then
+    error(fn .. ": option 'batch' must be at most " .. max_batch, 4)
   end
   if opts.concurrency and opts.concurrency > 64 then
     error(fn .. ": option 'concurrency' must be at most 64", 4)
   end
   if opts.retries and (opts.retries < 0 or opts.retries ~= math.floor(opts.retries)) then
     error(fn .. ": option 'retries' must be a whole number >= 0", 4)
+  end
+  if opts.rate ~= nil and (opts.rate < 0 or opts.rate ~= math.floor(opts.rate)) then
+    error(fn .. ": option 'rate' must be a whole number >= 0 (0: no limit of the job's own)", 4)
   end
   for _, k in ipairs{ "max_backoff", "deadline" } do
     local v = opts[k]
@@ -112,7 +116,8 @@ end
 -- `st` its Lua state ({limiter, service, clock, now, sleep}).
 function M.purge_all(c, st, urls, opts, kind_name)
   local kind = KINDS[kind_name or "urls"]
-  opts = check_opts(opts, kind)
+  local max_batch = kind.purge_type == "path" and services[st.service].paths_per_request or kind.max_batch
+  opts = check_opts(opts, kind, max_batch)
   local now, sleep = st.now, st.sleep
   local wall = function() return (st.clock or os.time)() + st.clock_offset end -- the service's time
   local random = opts.random or math.random
@@ -154,11 +159,23 @@ function M.purge_all(c, st, urls, opts, kind_name)
     end
   end
   seen = nil -- luacheck: ignore 311 (free the set before the long part)
+  -- With dedupe = false a URL may stand in several batches: a lookup must
+  -- key on a URL that stands once, or it could find another batch's task.
+  local repeats
+  if not dedupe then
+    repeats = {}
+    for i = 1, n do repeats[valid[i]] = (repeats[valid[i]] or 0) + 1 end
+  end
+  local function lookup_key(b)
+    for _, u in ipairs(b.urls) do
+      if not repeats or repeats[u] == 1 then return u end
+    end
+  end
+  local credited = {} -- TaskIds already in the report: never credited twice
   local total = n + report.failed
 
   -- 2. Quota: refuse a job larger than what is available, before sending anything.
-  local batch_size = opts.batch
-    or (kind.purge_type == "path" and services[st.service].paths_per_request) or kind.max_batch
+  local batch_size = opts.batch or max_batch
   if opts.quota_check and n > 0 then
     local q, err = c:call("DescribePurgeQuota", {}) -- under the client's limiter
     report.requests = report.requests + 1
@@ -181,11 +198,11 @@ function M.purge_all(c, st, urls, opts, kind_name)
         n, kind.what, quota.Available, quota.Total or -1))
     end
     if not opts.batch and type(quota.Batch) == "number" and quota.Batch >= 1 then
-      batch_size = math.min(quota.Batch, kind.max_batch)
+      batch_size = math.min(quota.Batch, max_batch)
     end
   end
 
-  -- 3. The loop. A batch: {urls, tries, first_wall, due, last_err}; an
+  -- 3. The loop. A batch: {urls, tries, first_mono, due, last_err}; an
   -- in-flight entry: {batch, lookup = bool}.
   local next_url = 1                 -- first URL not yet in a batch
   local ready = {}                   -- batches (retries and lookups) to start when `due`
@@ -194,13 +211,18 @@ function M.purge_all(c, st, urls, opts, kind_name)
   local last_progress = -math.huge
   local done_urls = 0
 
+  local progress_err -- what on_progress raised: re-raised once nothing is in flight
   local function progress(final)
-    if not opts.on_progress then return end
+    if not opts.on_progress or progress_err then return end
     local t = now()
     if not final and t - last_progress < PROGRESS_EVERY then return end
     last_progress = t
-    opts.on_progress { done = done_urls, failed = report.failed, total = total, requests = report.requests,
-                       retries = report.retries, elapsed = t - t0 }
+    local ok, e = pcall(opts.on_progress, { done = done_urls, failed = report.failed, total = total,
+                                            requests = report.requests, retries = report.retries, elapsed = t - t0 })
+    if not ok then
+      progress_err = e
+      stop_err = stop_err or client_error("ClientError.Interrupted", "on_progress raised: " .. tostring(e))
+    end
   end
 
   local function backoff(tries)
@@ -209,6 +231,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
   end
 
   local function succeed(b, task_id, request_id)
+    credited[task_id] = true
     report.tasks[#report.tasks + 1] = { task_id = task_id, request_id = request_id, urls = b.urls }
     report.ok = report.ok + #b.urls
     done_urls = done_urls + #b.urls
@@ -220,11 +243,13 @@ function M.purge_all(c, st, urls, opts, kind_name)
 
   local function schedule(b, lookup)
     b.lookup = lookup
-    b.due = now() + (lookup and 0 or backoff(b.tries))
+    b.verify = nil
+    b.due = now() + (lookup and LOOKUP_DELAY or backoff(b.tries))
     ready[#ready + 1] = b
   end
 
   local function on_purge(b, raw, failure)
+    st.observe(raw) -- the service's clock, for lookup windows
     local res, err = decode.task(raw, failure)
     if res then
       if (res.attempts or 1) >= 2 then report.duplicates = report.duplicates + #b.urls end
@@ -250,31 +275,73 @@ function M.purge_all(c, st, urls, opts, kind_name)
     give_up(b, err)
   end
 
+  -- Not applied after all: it may go again.
+  local function not_found(b)
+    if b.tries <= max_retries then return schedule(b, false) end
+    return give_up(b, b.last_err)
+  end
+
   local function on_lookup(b, raw, failure)
+    local offset = st.clock_offset
+    st.observe(raw)
     local resp, err = decode.outcome(raw, failure)
+    if resp and not b.verify and math.abs(st.clock_offset - offset) > LOOKUP_SLACK / 2 and not b.relooked then
+      -- The window was drawn on a clock the answer shows to be off (the
+      -- first send's answer never came): look again on the service's time.
+      b.relooked = true
+      b.due = now()
+      ready[#ready + 1] = b
+      return
+    end
     if resp then
+      local logs = type(resp.PurgeLogs) == "table" and resp.PurgeLogs or {}
+      if b.verify then
+        -- The second look (dedupe = false, no URL of the batch stands once):
+        -- the task found holds exactly this batch's URLs?
+        local want, n_found = {}, 0
+        for _, u in ipairs(b.urls) do want[u] = (want[u] or 0) + 1 end
+        for _, e in ipairs(logs) do
+          if type(e) == "table" and e.TaskId == b.verify and want[e.Url] then
+            want[e.Url] = want[e.Url] - 1
+            n_found = n_found + 1
+          end
+        end
+        local task_id = b.verify
+        b.verify = nil
+        if n_found == #b.urls then return succeed(b, decode.clean(task_id, decode.MAX_ID), nil) end
+        return not_found(b)
+      end
+      local key = lookup_key(b) or b.urls[1]
       local found, count = nil, 0
-      for _, e in ipairs(type(resp.PurgeLogs) == "table" and resp.PurgeLogs or {}) do
-        if type(e) == "table" and e.Url == b.urls[1] then
+      for _, e in ipairs(logs) do
+        if type(e) == "table" and e.Url == key and not credited[e.TaskId] then
           count = count + 1
           found = found or e
         end
       end
-      if found then
-        -- Applied after all: done, under the task the service made.
-        if count >= 2 then report.duplicates = report.duplicates + #b.urls end
-        return succeed(b, decode.clean(found.TaskId, decode.MAX_ID), nil)
+      if not found then return not_found(b) end
+      if not lookup_key(b) then
+        -- Every URL of the batch stands in another batch too: make sure.
+        b.verify = found.TaskId
+        b.due = now()
+        ready[#ready + 1] = b
+        return
       end
-      -- Not applied: it may go again.
-      if b.tries <= max_retries then return schedule(b, false) end
-      return give_up(b, b.last_err)
+      -- Applied after all: done, under the task the service made.
+      if count >= 2 then report.duplicates = report.duplicates + #b.urls end
+      return succeed(b, decode.clean(found.TaskId, decode.MAX_ID), nil)
+    end
+    b.corrections = b.corrections or {}
+    if st.correct(c, err, raw, b.corrections) then -- ("auto": the lookup goes to CDN too)
+      b.due = now()
+      ready[#ready + 1] = b
+      return
     end
     if rate_limited(err) then limiter:penalize(1) end
     -- The lookup itself failed: the outcome is still unknown. Ask again
     -- later (a budget of its own, as large as the sends'); never send blind.
     b.failed_lookups = (b.failed_lookups or 0) + 1
     if b.failed_lookups <= max_retries then
-      b.lookup = true
       b.due = now() + backoff(b.failed_lookups)
       ready[#ready + 1] = b
       return
@@ -291,21 +358,29 @@ function M.purge_all(c, st, urls, opts, kind_name)
     local action, body, resend
     if b.lookup then
       action, resend = "DescribePurgeTasks", true
-      body = request.action { PurgeType = kind.purge_type, Keyword = b.urls[1],
-                              StartTime = times.beijing(b.first_wall - LOOKUP_SLACK),
-                              EndTime = times.beijing(wall() + 60), Limit = 100 }
+      if b.verify then
+        body = request.action { TaskId = b.verify, Limit = 1000 }
+      else
+        -- The window, in the service's time: from just before the first
+        -- send (measured on the monotonic clock, so no later clock
+        -- correction moves it) to a minute from now.
+        local service_now = wall()
+        body = request.action { PurgeType = kind.purge_type, Keyword = lookup_key(b) or b.urls[1],
+                                StartTime = times.beijing(service_now - (now() - b.first_mono) - LOOKUP_SLACK),
+                                EndTime = times.beijing(service_now + 60), Limit = 100 }
+      end
     else
       action, resend = kind.action, false
       body = assert(kind.body(b.urls, opts)) -- checked one by one above
       if b.tries > 0 then report.retries = report.retries + 1 end
       b.tries = b.tries + 1
-      b.first_wall = b.first_wall or wall()
+      b.first_mono = b.first_mono or now()
     end
     report.requests = report.requests + 1
     local fresh, cred_err = st.refresh(c) -- rotate credentials that are about to expire
     if not fresh then
       stop_err = stop_err or cred_err
-      return give_up(b, cred_err)
+      return give_up(b, b.lookup and b.last_err or cred_err) -- a looked-up batch may have been applied
     end
     local id, failure = c:_start(action, body, st.timestamp(), resend)
     if not id then -- refused before anything went out
@@ -349,7 +424,9 @@ function M.purge_all(c, st, urls, opts, kind_name)
     end
     if stop_err then
       -- Nothing new goes out; what waits to be sent again ends with its last error.
-      for _, b in ipairs(ready) do give_up(b, b.last_err or stop_err) end
+      for _, b in ipairs(ready) do
+        give_up(b, b.last_err or (stop_err.sent and unsent(stop_err) or stop_err))
+      end
       ready = {}
       if next_url <= n then
         local list = {}
@@ -397,8 +474,15 @@ function M.purge_all(c, st, urls, opts, kind_name)
   end
   report.seconds = now() - t0
   progress(true)
-  -- Refused credentials before anything was purged: nothing could be sent at all.
-  if report.ok == 0 and stop_err and refused_credentials(stop_err) then return nil, stop_err end
+  if progress_err ~= nil then error(progress_err, 0) end -- nothing is in flight any more
+  -- Refused credentials before anything was purged: nothing could be sent at
+  -- all (every error is the refusal itself, or a batch never sent).
+  if report.ok == 0 and stop_err and refused_credentials(stop_err) then
+    for _, e in ipairs(report.errors) do
+      if e.err.sent and not refused_credentials(e.err) then return report end
+    end
+    return nil, stop_err
+  end
   return report
 end
 
@@ -407,8 +491,15 @@ end
 -- done or failed, or opts.timeout (seconds, default 300) passes.
 function M.wait(c, st, task_ids, opts)
   opts = opts or {}
+  for _, k in ipairs { "interval", "timeout" } do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
+      error("ecdn.client:wait: option '" .. k .. "' must be seconds >= 0", 4)
+    end
+  end
   local interval = opts.interval or 5
   local stop_at = st.now() + (opts.timeout or 300)
+  local fatal
   local status, open = {}, {}
   for _, id in ipairs(task_ids) do
     status[id] = "unknown"
@@ -418,7 +509,8 @@ function M.wait(c, st, task_ids, opts)
     local still = {}
     for _, id in ipairs(open) do
       if core.interrupted() then break end
-      local resp = c:call("DescribePurgeTasks", { TaskId = id, Limit = 1000 })
+      local resp, err = c:call("DescribePurgeTasks", { TaskId = id, Limit = 1000 })
+      if err and not err.retryable then fatal = true end -- asking again would be refused again
       local logs = resp and type(resp.PurgeLogs) == "table" and resp.PurgeLogs or nil
       if logs and #logs > 0 then
         local s = "done"
@@ -432,7 +524,7 @@ function M.wait(c, st, task_ids, opts)
       if status[id] ~= "done" and status[id] ~= "fail" then still[#still + 1] = id end
     end
     open = still
-    if #open == 0 or st.now() + interval > stop_at or core.interrupted() then break end
+    if #open == 0 or fatal or st.now() + interval > stop_at or core.interrupted() then break end
     if not st.sleep(interval) then break end -- Ctrl-C (catch_interrupts) ends the wait
   end
   return status

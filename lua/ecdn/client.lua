@@ -72,6 +72,7 @@ local function timestamp(st)
 end
 
 local correction -- what the service asks to correct once (defined with the methods)
+local learn_offset -- the service's clock from an answer's Date header (likewise)
 
 -- libcurl would block the nginx worker: in a request or timer, resty.ecdn.
 -- (Checked when a client is made and before each request: a client made in
@@ -130,6 +131,8 @@ function M.new(opts)
                rate = rate, now = core.now, sleep = core.sleep }
   st.timestamp = function() return timestamp(st) end
   st.correct = function(self, e, raw, done) return correction(self, st, e, raw, done) end
+  -- The service's clock from any answer (purge_all's lookup windows).
+  st.observe = function(raw) if raw then learn_offset(st, raw) end end
   -- Credentials that are about to expire are replaced before the request.
   -- (It takes the client as an argument: st must not refer to it, or the
   -- weak-keyed state would keep every client alive on LuaJIT.)
@@ -144,7 +147,7 @@ function M.new(opts)
   end
   -- purge_all's own `rate` adds a job limit on top of the client's.
   st.limiter_for = function(job_rate)
-    if not job_rate or job_rate == rate then return st.limiter end
+    if not job_rate or job_rate == 0 or job_rate == rate then return st.limiter end
     local job = limiter.new { rate = job_rate, window = LIMIT_WINDOW, clock = core.now }
     return { take = function() local w = job:take() if w > 0 then return w end return st.limiter:take() end,
              penalize = function(_, secs) st.limiter:penalize(secs) end }
@@ -169,7 +172,7 @@ end
 
 
 -- Learns the service's clock from an answer's Date header; true if it did.
-local function learn_offset(st, raw)
+function learn_offset(st, raw)
   local server = raw and raw.headers and times.http_date(raw.headers.date)
   if not server then return false end
   st.clock_offset = server - local_time(st)
@@ -405,7 +408,7 @@ function methods:tasks(filter)
 end
 
 --- client:each_task(filter) -> iterator over every page: `for task, err in client:each_task{...}`
--- (an error ends the iteration after being yielded once as nil, err).
+-- (an error is yielded once as false, err; the iteration ends after it).
 function methods:each_task(filter)
   check_self(self, "each_task")
   local params = task_params(":each_task", filter)
@@ -421,7 +424,7 @@ function methods:each_task(filter)
       local resp, err = self:call("DescribePurgeTasks", params)
       if not resp then
         done = true
-        return nil, err
+        return false, err -- (nil would end a generic for before the body sees err)
       end
       page, i = type(resp.PurgeLogs) == "table" and resp.PurgeLogs or {}, 1
       offset = offset + #page

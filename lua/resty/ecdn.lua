@@ -291,7 +291,11 @@ local function runner(self)
     local id = next_id
     local req = signer.tc3(self.sign_target, self.cred, action, body, ts)
     local th, err = ngx.thread.spawn(function()
-      local raw, failure = http.request(self.conf, req, resend)
+      local ok, raw, failure = pcall(http.request, self.conf, req, resend)
+      if not ok then -- never leave the engine waiting for a thread that died
+        raw, failure = nil, { kind = "network", detail = "bad_request", sent = true, retryable = false,
+                              attempts = 1, message = "resty.ecdn: " .. tostring(raw) }
+      end
       finished[#finished + 1] = { id = id, raw = raw, failure = failure }
       sema:post(1)
     end)
@@ -327,9 +331,10 @@ function Client:purge_all(urls, opts)
     timestamp = function() return timestamp(self) end,
     refresh = function() return true end,
     correct = function() return false end,
+    observe = function() end, -- (lookup windows use ngx.time(), the host's clock)
   }
   st.limiter_for = function(job_rate)
-    if not job_rate or job_rate == self.rate then return lim end
+    if not job_rate or job_rate == 0 or job_rate == self.rate then return lim end
     local job = limiter.new { rate = job_rate, window = M.WINDOW, clock = st.now }
     return { take = function() local w = job:take() if w > 0 then return w end return lim:take() end,
              penalize = function(_, secs) lim:penalize(secs) end }
