@@ -25,13 +25,6 @@ local function peak_rss_kb()
   return tonumber(s:match("VmHWM:%s*(%d+)")) or 0
 end
 
-local function count_logged(s)
-  local count = {}
-  for _, e in ipairs(s:log_entries()) do
-    for _, u in ipairs(e.urls) do count[u] = (count[u] or 0) + 1 end
-  end
-  return count
-end
 
 local function client(s)
   return assert(ecdn.client { secret_id = s.secret_id, secret_key = s.secret_key, endpoint = s.url })
@@ -57,7 +50,7 @@ local function job2()
                                  "--garbage-rate", "0.05", "--seed", "42" }, log = true }
   local list = urls(20000, "faults")
   local rep = assert(client(s):purge_all(list, { batch = 100 }))
-  local count = count_logged(s)
+  local count = s:url_counts()
   local lost, twice = 0, 0
   for _, u in ipairs(list) do
     if not count[u] then lost = lost + 1 elseif count[u] > 1 then twice = twice + 1 end

@@ -19,14 +19,6 @@ local function urls(n, tag)
   return t
 end
 
--- url -> how many times the simulator purged it.
-local function logged(s)
-  local count = {}
-  for _, e in ipairs(s:log_entries()) do
-    for _, u in ipairs(e.urls) do count[u] = (count[u] or 0) + 1 end
-  end
-  return count
-end
 
 -- Every distinct input URL in exactly one of tasks[*].urls or errors[*].urls.
 local function accounted(report)
@@ -79,7 +71,7 @@ describe("purge_all", function()
     end
     assert.same({ [2502] = "scheme", [2503] = "not_string", [2504] = "no_host" }, by_index)
     -- The service saw each URL once, under the task the report names.
-    local count = logged(s)
+    local count = s:url_counts()
     for i = 1, 2500 do assert.equal(1, count[list[i]]) end
     local task_of = {}
     for _, e in ipairs(s:log_entries()) do task_of[e.urls[1]] = e.task_id end
@@ -93,7 +85,7 @@ describe("purge_all", function()
       { dedupe = false, batch = 1 }))
     assert.equal(2, rep.ok)
     assert.equal(0, rep.deduped)
-    assert.equal(2, logged(s)["https://www.example.com/r"])
+    assert.equal(2, s:url_counts()["https://www.example.com/r"])
   end)
 
   it("keeps every 1,000 ms window at or under the rate (the limiter's own record)", function()
@@ -130,7 +122,7 @@ describe("purge_all", function()
     assert.equal(400, rep.ok)
     assert.same({}, rep.errors)
     assert.is_true(rep.retries > 0)
-    local count = logged(s)
+    local count = s:url_counts()
     for _, u in ipairs(list) do assert.equal(1, count[u], u) end
     accounted(rep)
   end)
@@ -146,7 +138,7 @@ describe("purge_all", function()
     assert.equal(0, rep.duplicates)
     -- Some batches were found applied by lookup: more requests than batches plus retries.
     assert.is_true(rep.requests > 60 + rep.retries, "no lookup happened")
-    local count = logged(s)
+    local count = s:url_counts()
     for _, u in ipairs(list) do assert.equal(1, count[u], u) end
     accounted(rep)
   end)

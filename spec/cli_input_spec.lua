@@ -3,14 +3,6 @@
 local sim = require "support.sim"
 local cli = require "support.cli"
 
--- Every URL the simulator logged, in log order.
-local function logged_urls(s)
-  local all = {}
-  for _, e in ipairs(s:log_entries()) do
-    for _, u in ipairs(e.urls) do all[#all + 1] = u end
-  end
-  return all
-end
 
 local function sorted(t)
   local c = {}
@@ -32,7 +24,7 @@ describe("ecdn-purge input", function()
     assert.equal(0, rc, err)
     assert.equal(1, #cli.lines(out))
     assert.same({ "https://www.example.com/a", "https://www.example.com/b", "https://www.example.com/c#frag" },
-                logged_urls(s))
+                s:logged_urls())
   end)
 
   it("-f - reads stdin; --file=FILE works too; sources are read in the order given, arguments included", function()
@@ -43,16 +35,16 @@ describe("ecdn-purge input", function()
                                { stdin = "https://www.example.com/from-stdin\n" })
     assert.equal(0, rc, err)
     assert.same({ "https://www.example.com/arg1", "https://www.example.com/from-stdin",
-                  "https://www.example.com/from-file", "https://www.example.com/arg2" }, logged_urls(s))
+                  "https://www.example.com/from-file", "https://www.example.com/arg2" }, s:logged_urls())
   end)
 
   it("stdin is read only when there are no URL arguments and no -f", function()
     local _, err, rc = cli.run(s, { "https://www.example.com/arg" }, { stdin = "https://www.example.com/ignored\n" })
     assert.equal(0, rc, err)
-    assert.same({ "https://www.example.com/arg" }, logged_urls(s))
+    assert.same({ "https://www.example.com/arg" }, s:logged_urls())
     _, err, rc = cli.run(s, {}, { stdin = "# only a comment\nhttps://www.example.com/stdin\n" })
     assert.equal(0, rc, err)
-    assert.same({ "https://www.example.com/arg", "https://www.example.com/stdin" }, logged_urls(s))
+    assert.same({ "https://www.example.com/arg", "https://www.example.com/stdin" }, s:logged_urls())
   end)
 
   it("an invalid URL read from a file is named by file and line", function()
@@ -171,11 +163,11 @@ describe("ecdn-purge --dry-run", function()
     local f = assert(io.open(clean, "wb"))
     f:write(out)
     f:close()
-    local before = #logged_urls(s)
+    local before = #s:logged_urls()
     local _, err
     _, err, rc = cli.run(s, { "-f", clean })
     assert.equal(0, rc, err)
-    local all = logged_urls(s)
+    local all = s:logged_urls()
     assert.same({ "https://www.example.com/x", "https://www.example.com/y" },
                 sorted { all[before + 1], all[before + 2] })
     assert.equal(before + 2, #all)

@@ -5,25 +5,10 @@
 local sim = require "support.sim"
 local cli = require "support.cli"
 
-local function logged_urls(s)
-  local all = {}
-  for _, e in ipairs(s:log_entries()) do
-    for _, u in ipairs(e.urls) do all[#all + 1] = u end
-  end
-  return all
-end
 
-local function urls(n, prefix)
-  local t = {}
-  for i = 1, n do t[i] = "https://www.example.com/" .. (prefix or "u") .. i end
-  return t
-end
+local urls = cli.urls
 
-local function args(list, ...)
-  local t = { ... }
-  for _, u in ipairs(list) do t[#t + 1] = u end
-  return t
-end
+local args = cli.args
 
 -- Runs the CLI with --json; returns the decoded report, stderr, exit code.
 local function json_run(s, a, opts)
@@ -46,7 +31,7 @@ describe("ecdn-purge options", function()
     local sizes = {}
     for _, e in ipairs(s:log_entries()) do sizes[#sizes + 1] = #e.urls end
     assert.same({ 2, 2, 1 }, sizes)
-    assert.same(list, logged_urls(s))
+    assert.same(list, s:logged_urls())
   end)
 
   it("--batch out of range, or not a whole number: usage, exit 2", function()
@@ -148,11 +133,11 @@ describe("ecdn-purge options", function()
     assert.equal(1, doc.deduped)
     assert.equal(2, doc.ok)
     assert.matches("; 1 repeated URL skipped\n$", err)
-    assert.same({ a, b }, logged_urls(s))
+    assert.same({ a, b }, s:logged_urls())
     doc, err, rc = json_run(s, { "--no-dedupe", a, b, a })
     assert.equal(0, rc, err)
     assert.equal(0, doc.deduped)
-    assert.same({ a, b, a, b, a }, logged_urls(s))
+    assert.same({ a, b, a, b, a }, s:logged_urls())
   end)
 
   it("--quota-check: a job larger than today's quota is refused before any purge, exit 2", function()

@@ -6,31 +6,10 @@ local sim = require "support.sim"
 local cli = require "support.cli"
 local proc = require "support.proc"
 
-local function logged_urls(s)
-  local all = {}
-  for _, e in ipairs(s:log_entries()) do
-    for _, u in ipairs(e.urls) do all[#all + 1] = u end
-  end
-  return all
-end
 
-local function count(list)
-  local c = {}
-  for _, u in ipairs(list) do c[u] = (c[u] or 0) + 1 end
-  return c
-end
+local urls = cli.urls
 
-local function urls(n, prefix)
-  local t = {}
-  for i = 1, n do t[i] = "https://www.example.com/" .. (prefix or "u") .. i end
-  return t
-end
-
-local function with(list, ...)
-  local t = { ... }
-  for _, u in ipairs(list) do t[#t + 1] = u end
-  return t
-end
+local with = cli.args
 
 describe("ecdn-purge --json", function()
   local s
@@ -109,7 +88,7 @@ describe("ecdn-purge --failed FILE", function()
     out, err, rc = cli.run(s, { "-f", failed }, { id = id2, key = key2 })
     assert.equal(0, rc, err)
     assert.equal(1, #cli.lines(out))
-    local seen = count(logged_urls(s))
+    local seen = s:url_counts()
     for _, u in ipairs(list) do assert.equal(1, seen[u], u) end -- all purged, none twice
   end)
 
@@ -127,7 +106,7 @@ describe("ecdn-purge --failed FILE", function()
     assert.equal(1, rc, err)
     local doc = cli.json(out, err)
     assert.is_true(doc.failed > 0 and doc.ok > 0, out)
-    local taken = count(logged_urls(s))
+    local taken = s:url_counts()
     local listed = {}
     for _, u in ipairs(cli.lines(proc.read_file(failed))) do listed[u] = true end
     for _, u in ipairs(list) do
@@ -136,7 +115,7 @@ describe("ecdn-purge --failed FILE", function()
     assert.equal(doc.failed, #cli.lines(proc.read_file(failed)))
     _, err, rc = cli.run(clean, { "-f", failed })
     assert.equal(0, rc, err)
-    local again = count(logged_urls(clean))
+    local again = clean:url_counts()
     for _, u in ipairs(list) do assert.equal(1, (taken[u] or 0) + (again[u] or 0), u) end
   end)
 

@@ -8,24 +8,9 @@
 -- finalizer that signs while sign_tc3 builds its answer does not disturb it.
 local core = require "ecdn.core"
 
-local tmp = os.tmpname()
-
-local function hex(s)
-  return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end
-
-local function openssl(args, data)
-  local f = assert(io.open(tmp, "wb"))
-  f:write(data)
-  f:close()
-  local p = assert(io.popen("openssl dgst " .. args .. " -binary < " .. tmp))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local function sha256_hex(data) return hex(openssl("-sha256", data)) end
-local function hmac(key, data) return openssl("-sha256 -mac HMAC -macopt hexkey:" .. hex(key), data) end
+local openssl = require "support.openssl"
+local hex, sha256_hex = openssl.hex, openssl.sha256_hex
+local function hmac(key, data) return openssl.hmac("sha256", key, data) end
 
 -- The whole TC3 algorithm again, fresh every time (no cache anywhere).
 local function reference(q)
@@ -72,7 +57,6 @@ local function stats() return core.sign_cache_stats() end
 local function delta(before, after, field) return after[field] - before[field] end
 
 describe("the TC3 signer's derived-key cache", function()
-  teardown(function() os.remove(tmp) end)
 
   it("is bounded and reports itself", function()
     local s = stats()

@@ -11,6 +11,20 @@ local M = {}
 -- The shell command that runs the CLI against simulator `s` (nil: no
 -- credentials and no --endpoint). opts: id, key (credentials instead of the
 -- simulator's), no_endpoint (leave --endpoint out).
+--- n URLs: https://www.example.com/<prefix or "u"><i>.
+function M.urls(n, prefix)
+  local t = {}
+  for i = 1, n do t[i] = "https://www.example.com/" .. (prefix or "u") .. i end
+  return t
+end
+
+--- The arguments ... followed by the URLs of list.
+function M.args(list, ...)
+  local t = { ... }
+  for _, u in ipairs(list) do t[#t + 1] = u end
+  return t
+end
+
 function M.command(s, args, opts)
   opts = opts or {}
   local env = "env -u TENCENTCLOUD_SESSION_TOKEN"

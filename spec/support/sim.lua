@@ -147,6 +147,22 @@ function Sim:log_entries()
   return entries
 end
 
+-- Every URL the simulator purged, in log order.
+function Sim:logged_urls()
+  local all = {}
+  for _, e in ipairs(self:log_entries()) do
+    for _, u in ipairs(e.urls or {}) do all[#all + 1] = u end
+  end
+  return all
+end
+
+-- url -> how many times the simulator purged it.
+function Sim:url_counts()
+  local count = {}
+  for _, u in ipairs(self:logged_urls()) do count[u] = (count[u] or 0) + 1 end
+  return count
+end
+
 -- The raw log text.
 function Sim:log_text()
   return read_file(self.log_path) or ""
