@@ -645,25 +645,10 @@ static const luaL_Reg METHODS[] = {
 
 void ecdn_open_client(lua_State *L)
 {
-    luaL_newmetatable(L, V1_MT);
-    lua_pushcfunction(L, v1_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, TARGET_MT);
-    lua_pushcfunction(L, target_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, CRED_MT);
-    lua_pushcfunction(L, cred_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, SCRATCH_MT);
-    lua_pushcfunction(L, scratch_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    ecdn_gc_type(L, V1_MT, v1_gc);
+    ecdn_gc_type(L, TARGET_MT, target_gc);
+    ecdn_gc_type(L, CRED_MT, cred_gc);
+    ecdn_gc_type(L, SCRATCH_MT, scratch_gc);
 
     luaL_newmetatable(L, CLIENT_MT);
     lua_pushcfunction(L, l_close);

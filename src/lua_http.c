@@ -302,10 +302,7 @@ static const luaL_Reg HTTP_METHODS[] = {
 
 void ecdn_open_http(lua_State *L)
 {
-    luaL_newmetatable(L, HTTP_SCRATCH_MT);
-    lua_pushcfunction(L, scratch_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    ecdn_gc_type(L, HTTP_SCRATCH_MT, scratch_gc);
 
     luaL_newmetatable(L, HTTP_MT);
     lua_pushcfunction(L, l_close);

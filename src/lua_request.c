@@ -1,4 +1,5 @@
 #include "lua_request.h"
+#include "lua_util.h"
 #include "purge.h"
 
 #include <stdint.h>
@@ -130,10 +131,7 @@ void ecdn_open_request(lua_State *L)
 {
     lua_pushcfunction(L, l_check_url);
     lua_setfield(L, -2, "check_url");
-    luaL_newmetatable(L, BODY_MT);
-    lua_pushcfunction(L, body_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    ecdn_gc_type(L, BODY_MT, body_gc);
     lua_pushcfunction(L, l_purge_body);
     lua_setfield(L, -2, "purge_body");
     lua_pushcfunction(L, l_paths_body);

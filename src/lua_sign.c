@@ -350,14 +350,8 @@ static int l_sign_v1(lua_State *L)
 
 void ecdn_open_sign(lua_State *L)
 {
-    luaL_newmetatable(L, TC3_RESULT_MT);
-    lua_pushcfunction(L, tc3_result_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, V1_RESULT_MT);
-    lua_pushcfunction(L, v1_result_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    ecdn_gc_type(L, TC3_RESULT_MT, tc3_result_gc);
+    ecdn_gc_type(L, V1_RESULT_MT, v1_result_gc);
 
     {
         int i;

@@ -3,6 +3,14 @@
 #include <math.h>
 #include <stdio.h>
 
+void ecdn_gc_type(lua_State *L, const char *name, lua_CFunction gc)
+{
+    luaL_newmetatable(L, name);
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+}
+
 int ecdn_field_error(lua_State *L, const char *fn, const char *field, const char *what)
 {
     return luaL_error(L, "%s: field '%s' %s", fn, field, what);

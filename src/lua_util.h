@@ -14,6 +14,9 @@ long long ecdn_opt_integer(lua_State *L, int t, const char *fn, const char *fiel
                            long long def, long long min, long long max);
 /* Pushes t[field]; def when nil. */
 int ecdn_opt_boolean(lua_State *L, int t, const char *fn, const char *field, int def);
+/* Registers the metatable `name` whose only job is __gc = gc: the userdata
+ * that own C memory while a call runs (freed even when the call raises). */
+void ecdn_gc_type(lua_State *L, const char *name, lua_CFunction gc);
 /* Raises "<fn>: field '<field>' <what>"; never prints the value. */
 int ecdn_field_error(lua_State *L, const char *fn, const char *field, const char *what);
 /* Integral lua_Number or integer at idx -> *out; 0 if not integral or out of range. */
