@@ -26,9 +26,10 @@ build = {
   modules = {
     ["ecdn.core"] = {
       sources = {
-        "src/buf.c", "src/core.c", "src/http.c", "src/json.c",
-        "src/lua_client.c", "src/lua_http.c", "src/lua_request.c", "src/lua_sign.c",
-        "src/lua_util.c", "src/purge.c", "src/sign.c",
+        "src/answer.c", "src/buf.c", "src/core.c", "src/http.c",
+        "src/json.c", "src/lua_answer.c", "src/lua_client.c", "src/lua_http.c",
+        "src/lua_request.c", "src/lua_sign.c", "src/lua_util.c", "src/purge.c",
+        "src/sign.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },

@@ -2,6 +2,7 @@
  * transport and the ecdn.client userdata. */
 #include "compat.h"
 #include "http.h"
+#include "lua_answer.h"
 #include "lua_client.h"
 #include "lua_http.h"
 #include "lua_request.h"
@@ -17,6 +18,7 @@ ECDN_EXPORT int luaopen_ecdn_core(lua_State *L)
     ecdn_open_request(L);
     ecdn_open_http(L);
     ecdn_open_client(L);
+    ecdn_open_answer(L);
     lua_pushliteral(L, ECDN_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushliteral(L, ECDN_USER_AGENT);

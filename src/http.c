@@ -20,6 +20,22 @@
 #define DEFAULT_MAX_BODY ((size_t)16 << 20)
 #define DEFAULT_MAX_HEADERS ((size_t)64 << 10)
 
+/* The header lines of a request in one buffer, linked the way curl reads
+ * them: struct curl_slist is public, and curl only reads a CURLOPT_HTTPHEADER
+ * list, never frees or changes it. Once the buffer has grown, building a
+ * request's list allocates nothing (curl_slist_append would strdup every
+ * line). The text carries the signature and the session token: it is wiped
+ * as soon as the request is over. */
+typedef struct header_list {
+    ecdn_buf text;             /* "Name: value\0" lines */
+    struct curl_slist *nodes;  /* cap entries */
+    size_t cap;
+} header_list;
+
+static void headers_wipe(header_list *hl);
+static void headers_free(header_list *hl);
+static struct curl_slist *headers_build(header_list *hl, const ecdn_header *headers, size_t n);
+
 /* One request in flight: the body to hand out and what came back. */
 typedef struct {
     const ecdn_http_request *q;
@@ -35,7 +51,8 @@ typedef struct {
     CURL *easy;              /* NULL until first used */
     ecdn_http_request q;     /* points into url, body, hdrs below */
     ecdn_buf url, body;      /* wiped when the slot is freed */
-    struct curl_slist *hdrs;
+    header_list hl;          /* its header lines (memory kept for reuse) */
+    struct curl_slist *hdrs; /* hl's list while in flight, else NULL */
     ecdn_http_result res;
     transfer t;
     char errbuf[CURL_ERROR_SIZE];
@@ -54,6 +71,7 @@ struct ecdn_http {
     size_t nsocks, capsocks;
     size_t max_body, max_headers;
     int has_proxy;
+    header_list hl;          /* ecdn_http_perform's header lines (memory kept for reuse) */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -276,6 +294,7 @@ static void free_slots(ecdn_http *h)
         slot *sl = h->slots[i];
         if (sl->busy == 1) slot_release(h, sl);
         if (sl->easy) curl_easy_cleanup(sl->easy);
+        headers_free(&sl->hl);
         ecdn_buf_free(&sl->url);
         ecdn_buf_free(&sl->body);
         ecdn_http_result_free(&sl->res);
@@ -298,6 +317,7 @@ void ecdn_http_free(ecdn_http *h)
     free_slots(h);
     if (h->multi) curl_multi_cleanup(h->multi); /* closes cached connections */
     if (h->curl) curl_easy_cleanup(h->curl);
+    headers_free(&h->hl);
     free(h->socks);
     OPENSSL_cleanse(h, sizeof *h);
     free(h);
@@ -305,7 +325,6 @@ void ecdn_http_free(ecdn_http *h)
 
 static void orphan_slots(ecdn_http *h);
 static void own_wake_pipe(void);
-static void free_headers(struct curl_slist *list);
 static void set_transfer(CURL *c, transfer *t, struct curl_slist *list, const ecdn_http_request *q);
 static void clear_transfer(CURL *c);
 
@@ -333,7 +352,7 @@ static int renew(ecdn_http *h)
         for (i = 0; i < h->nslots; i++) {
             slot *sl = h->slots[i];
             sl->easy = NULL;
-            free_headers(sl->hdrs); /* ours alone: freeing them touches no socket */
+            headers_wipe(&sl->hl); /* ours alone: wiping them touches no socket */
             sl->hdrs = NULL;
             if (sl->busy == 1) {
                 sl->busy = 2;
@@ -430,46 +449,59 @@ static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_por
 
 /* ---- headers ------------------------------------------------------------- */
 
-/* curl copies header strings with strdup; wipe the copies (they carry the
- * session token) before freeing them. */
-static void free_headers(struct curl_slist *list)
+static void headers_wipe(header_list *hl)
 {
-    struct curl_slist *i;
-    for (i = list; i; i = i->next)
-        if (i->data) OPENSSL_cleanse(i->data, strlen(i->data));
-    curl_slist_free_all(list);
+    if (hl->text.data) OPENSSL_cleanse(hl->text.data, hl->text.len);
+    ecdn_buf_reset(&hl->text);
 }
 
-static struct curl_slist *make_headers(const ecdn_header *headers, size_t n)
+static void headers_free(header_list *hl)
 {
-    struct curl_slist *list = NULL, *next;
-    ecdn_buf line;
-    size_t i;
-    int bad = 0;
+    ecdn_buf_free(&hl->text); /* wipes */
+    free(hl->nodes);
+    hl->nodes = NULL;
+    hl->cap = 0;
+}
 
-    ecdn_buf_init(&line);
-    /* libcurl would otherwise add Expect: 100-continue to large bodies (an
-     * extra round trip) and a Content-Type of its own. */
-    next = curl_slist_append(list, "Expect:");
-    if (next == NULL) return NULL;
-    list = next;
-    for (i = 0; i < n && !bad; i++) {
-        ecdn_buf_reset(&line);
-        if (ecdn_has_header_breaker(headers[i].value)) { bad = 1; break; }
-        ecdn_buf_adds(&line, headers[i].name);
-        ecdn_buf_adds(&line, ": ");
-        ecdn_buf_addstr(&line, headers[i].value);
-        if (line.failed) { bad = 1; break; }
-        next = curl_slist_append(list, line.data);
-        if (next == NULL) { bad = 1; break; }
-        list = next;
+/* The list for these headers (and "Expect:"), or NULL when a value holds
+ * CR, LF or NUL or memory runs out. */
+static struct curl_slist *headers_build(header_list *hl, const ecdn_header *headers, size_t n)
+{
+    size_t i, at;
+    char *p;
+
+    headers_wipe(hl);
+    if (hl->cap < n + 1) {
+        struct curl_slist *grown = (struct curl_slist *)realloc(hl->nodes, (n + 1) * sizeof *grown);
+        if (grown == NULL) return NULL;
+        hl->nodes = grown;
+        hl->cap = n + 1;
     }
-    ecdn_buf_free(&line);
-    if (bad) {
-        free_headers(list);
+    /* libcurl would otherwise add Expect: 100-continue to large bodies (an
+     * extra round trip). */
+    ecdn_buf_add(&hl->text, "Expect:", sizeof "Expect:");
+    for (i = 0; i < n; i++) {
+        if (ecdn_has_header_breaker(headers[i].value)) {
+            headers_wipe(hl);
+            return NULL;
+        }
+        ecdn_buf_adds(&hl->text, headers[i].name);
+        ecdn_buf_add(&hl->text, ": ", 2);
+        ecdn_buf_addstr(&hl->text, headers[i].value);
+        ecdn_buf_add(&hl->text, "", 1); /* each line ends in its NUL */
+    }
+    if (hl->text.failed) {
+        headers_wipe(hl);
         return NULL;
     }
-    return list;
+    /* Linked only now: the buffer may have moved while it grew. */
+    p = hl->text.data;
+    for (i = 0, at = 0; i <= n; i++) {
+        hl->nodes[i].data = p + at;
+        hl->nodes[i].next = i < n ? &hl->nodes[i + 1] : NULL;
+        at += strlen(p + at) + 1;
+    }
+    return hl->nodes;
 }
 
 /* ---- classification -------------------------------------------------------- */
@@ -594,7 +626,7 @@ int ecdn_http_perform(ecdn_http *h, const ecdn_http_request *q, ecdn_http_result
         snprintf(r->error, sizeof r->error, "requests started with start() are still in flight");
         return -1;
     }
-    list = make_headers(q->headers, q->nheaders);
+    list = headers_build(&h->hl, q->headers, q->nheaders);
     if (list == NULL) {
         r->failure = ECDN_NET_BAD_REQUEST;
         snprintf(r->error, sizeof r->error, "cannot build request headers");
@@ -627,7 +659,7 @@ int ecdn_http_perform(ecdn_http *h, const ecdn_http_request *q, ecdn_http_result
     curl_multi_remove_handle(h->multi, c);
 
     clear_transfer(c);
-    free_headers(list);
+    headers_wipe(&h->hl);
 
     classify(h, h->errbuf, &t, rc, interrupted);
     if (r->failure != ECDN_NET_OK) {
@@ -676,7 +708,7 @@ static void slot_release(ecdn_http *h, slot *sl)
         curl_multi_remove_handle(h->multi, sl->easy);
         clear_transfer(sl->easy);
     }
-    free_headers(sl->hdrs);
+    headers_wipe(&sl->hl);
     sl->hdrs = NULL;
     ecdn_buf_reset(&sl->url);
     if (sl->body.data) OPENSSL_cleanse(sl->body.data, sl->body.len);
@@ -697,7 +729,7 @@ static void orphan_slots(ecdn_http *h)
             curl_easy_cleanup(sl->easy);
             sl->easy = NULL;
         }
-        free_headers(sl->hdrs); /* wiped: they carry the signature and the token */
+        headers_wipe(&sl->hl); /* they carry the signature and the token */
         sl->hdrs = NULL;
         if (sl->body.data) OPENSSL_cleanse(sl->body.data, sl->body.len);
         ecdn_buf_reset(&sl->body);
@@ -768,9 +800,9 @@ int ecdn_http_start(ecdn_http *h, const ecdn_http_request *q, char *err, size_t 
     ecdn_buf_reset(&sl->body);
     ecdn_buf_adds(&sl->url, q->url);
     ecdn_buf_add(&sl->body, q->body ? q->body : "", q->len);
-    sl->hdrs = make_headers(q->headers, q->nheaders);
+    sl->hdrs = headers_build(&sl->hl, q->headers, q->nheaders);
     if (sl->url.failed || sl->body.failed || sl->hdrs == NULL) {
-        free_headers(sl->hdrs);
+        headers_wipe(&sl->hl);
         sl->hdrs = NULL;
         if (sl->body.data) OPENSSL_cleanse(sl->body.data, sl->body.len);
         ecdn_buf_reset(&sl->body);
@@ -796,7 +828,7 @@ int ecdn_http_start(ecdn_http *h, const ecdn_http_request *q, char *err, size_t 
     set_transfer(sl->easy, &sl->t, sl->hdrs, &sl->q);
     if (curl_multi_add_handle(h->multi, sl->easy) != CURLM_OK) {
         clear_transfer(sl->easy);
-        free_headers(sl->hdrs);
+        headers_wipe(&sl->hl);
         sl->hdrs = NULL;
         if (sl->body.data) OPENSSL_cleanse(sl->body.data, sl->body.len);
         ecdn_buf_reset(&sl->body);

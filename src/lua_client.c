@@ -4,6 +4,7 @@
  * response table or an error table, which lua/ecdn/decode.lua turns into
  * results. Lua errors are raised only before curl runs, never inside. */
 #include "lua_client.h"
+#include "lua_answer.h"
 #include "lua_http.h"
 #include "lua_request.h"
 #include "lua_util.h"
@@ -11,6 +12,7 @@
 #include "sign.h"
 #include "version.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -25,21 +27,49 @@ typedef struct {
     ecdn_buf secret_id, secret_key, token;  /* token.data NULL = none */
 } credentials;
 
-typedef struct {
-    ecdn_http *http;
-    credentials cred;        /* the only copy; wiped when replaced or freed */
-    /* Absent optional fields have data == NULL. All are wiped when freed. */
-    ecdn_buf service, host, version, region, language, url;
-    int closed;
-} client;
-
-/* Per-request C memory, owned by a userdata so a Lua error (out of memory
- * while pushing the answer) can never leak it or leave it unwiped. */
+/* Per-request C memory: the client's spare (kept between requests, so a
+ * request allocates nothing once it has grown), or a userdata of its own,
+ * freed by the collector even when a Lua error (out of memory while pushing
+ * the answer) cuts the call short. Wiped after every request. */
 typedef struct {
     ecdn_tc3_result sig;
     ecdn_http_result res;
     ecdn_buf body;
 } scratch;
+
+typedef struct {
+    ecdn_http *http;
+    credentials cred;        /* the only copy; wiped when replaced or freed */
+    /* Absent optional fields have data == NULL. All are wiped when freed. */
+    ecdn_buf service, host, version, region, language, url;
+    scratch *spare;          /* NULL until the first request */
+    int spare_busy;          /* a request is using it (or a raise cut one short) */
+    int closed;
+} client;
+
+static void scratch_init(scratch *s)
+{
+    ecdn_tc3_result_init(&s->sig);
+    ecdn_http_result_init(&s->res);
+    ecdn_buf_init(&s->body);
+}
+
+static void scratch_free(scratch *s)
+{
+    ecdn_tc3_result_free(&s->sig);
+    ecdn_http_result_free(&s->res);
+    ecdn_buf_free(&s->body);
+}
+
+/* Wipes what a request left; the memory stays for the next one. */
+static void scratch_clear(scratch *s)
+{
+    ecdn_tc3_result_clear(&s->sig);
+    ecdn_buf_reset(&s->res.headers);
+    ecdn_buf_reset(&s->res.body);
+    s->res.status = 0;
+    ecdn_buf_reset(&s->body);
+}
 
 static void credentials_free(credentials *c)
 {
@@ -55,8 +85,15 @@ static void credentials_free(credentials *c)
     ecdn_buf_free(&c->token);
 }
 
-static void client_free(client *c)
+/* final: the collector's call (no request can be running then); otherwise a
+ * request being answered keeps the spare until the collector frees it. */
+static void client_free(client *c, int final)
 {
+    if (c->spare && (final || !c->spare_busy)) {
+        scratch_free(c->spare);
+        free(c->spare);
+        c->spare = NULL;
+    }
     ecdn_http_free(c->http);
     c->http = NULL;
     credentials_free(&c->cred);
@@ -71,22 +108,37 @@ static void client_free(client *c)
 
 static int scratch_gc(lua_State *L)
 {
-    scratch *s = (scratch *)luaL_checkudata(L, 1, SCRATCH_MT);
-    ecdn_tc3_result_free(&s->sig);
-    ecdn_http_result_free(&s->res);
-    ecdn_buf_free(&s->body);
+    scratch_free((scratch *)luaL_checkudata(L, 1, SCRATCH_MT));
     return 0;
 }
 
+/* Pushes a scratch userdata of its own. */
 static scratch *new_scratch(lua_State *L)
 {
     scratch *s = (scratch *)lua_newuserdata(L, sizeof *s);
-    ecdn_tc3_result_init(&s->sig);
-    ecdn_http_result_init(&s->res);
-    ecdn_buf_init(&s->body);
+    scratch_init(s);
     luaL_getmetatable(L, SCRATCH_MT);
     lua_setmetatable(L, -2);
     return s;
+}
+
+/* The client's spare when it is free, else a new userdata (pushed): a
+ * finalizer can run a request on the same client while another is being
+ * answered. Give it back with release_scratch. */
+static scratch *take_scratch(lua_State *L, client *c)
+{
+    if (c->spare == NULL && (c->spare = (scratch *)malloc(sizeof *c->spare)) != NULL) scratch_init(c->spare);
+    if (c->spare != NULL && !c->spare_busy) {
+        c->spare_busy = 1;
+        return c->spare;
+    }
+    return new_scratch(L);
+}
+
+static void release_scratch(client *c, scratch *s)
+{
+    scratch_clear(s);
+    if (s == c->spare) c->spare_busy = 0;
 }
 
 static client *check_client(lua_State *L, int idx)
@@ -239,6 +291,7 @@ static void sign_request(lua_State *L, client *c, scratch *s, ecdn_str action, e
     q.timestamp = ts;
     q.omit_debug = 1; /* nobody reads the canonical request here */
     rc = ecdn_sign_tc3(&q, &s->sig, &bad);
+    if (rc != ECDN_OK) release_scratch(c, s);
     if (rc == ECDN_EFIELD || rc == ECDN_ERANGE)
         luaL_error(L, "ecdn.client:%s: cannot sign: field '%s' is invalid", fn, bad ? bad : "?");
     if (rc != ECDN_OK)
@@ -261,10 +314,12 @@ static void sign_request(lua_State *L, client *c, scratch *s, ecdn_str action, e
     hq->resend = resend;
 }
 
-/* Signs body for action and sends it; pushes the raw outcome. Everything
- * that can raise happens before curl. */
+/* Signs body for action and sends it; pushes the raw outcome (raw | nil,
+ * failure), or for a task action whose answer is the common one, nil, nil,
+ * and the decoded result (the fast path of stage 4). Everything that can
+ * raise happens before curl. */
 static int sign_and_send(lua_State *L, client *c, scratch *s, ecdn_str action, ecdn_str body,
-                         long long ts, int resend, const char *fn)
+                         long long ts, int resend, int task, const char *fn)
 {
     ecdn_header hs[ECDN_TC3_MAX_HEADERS + 1];
     ecdn_http_request hq;
@@ -272,9 +327,19 @@ static int sign_and_send(lua_State *L, client *c, scratch *s, ecdn_str action, e
     sign_request(L, c, s, action, body, ts, resend, fn, hs, &hq);
     /* No Lua calls from here until curl has returned. */
     rc = ecdn_http_perform(c->http, &hq, &s->res);
-    ecdn_tc3_result_free(&s->sig);
-    n = ecdn_push_http_outcome(L, rc, &s->res);
-    ecdn_http_result_free(&s->res);
+    ecdn_tc3_result_clear(&s->sig);
+    if (rc == 0 && task) {
+        lua_pushnil(L);
+        lua_pushnil(L);
+        if (ecdn_push_task_answer(L, &s->res)) n = 3;
+        else {
+            lua_pop(L, 2);
+            n = ecdn_push_http_outcome(L, rc, &s->res);
+        }
+    } else {
+        n = ecdn_push_http_outcome(L, rc, &s->res);
+    }
+    release_scratch(c, s);
     return n;
 }
 
@@ -296,10 +361,10 @@ static int l_start(lua_State *L)
     body.ptr = luaL_checklstring(L, 3, &body.len);
     ts = opt_timestamp(L, 4, fn);
     lua_settop(L, 5);
-    s = new_scratch(L);
+    s = take_scratch(L, c);
     sign_request(L, c, s, action, body, ts, lua_toboolean(L, 5), fn, hs, &hq);
-    id = ecdn_http_start(c->http, &hq, err, sizeof err);
-    ecdn_tc3_result_free(&s->sig);
+    id = ecdn_http_start(c->http, &hq, err, sizeof err); /* copies what it needs */
+    release_scratch(c, s);
     if (id >= 0) {
         lua_pushinteger(L, (lua_Integer)id);
         return 1;
@@ -374,8 +439,8 @@ static int l_send(lua_State *L)
     resend = lua_toboolean(L, 5);
     lua_settop(L, 3);
     luaL_checkstack(L, 6, fn);
-    s = new_scratch(L);
-    return sign_and_send(L, c, s, action, body, ts, resend, fn);
+    s = take_scratch(L, c);
+    return sign_and_send(L, c, s, action, body, ts, resend, 0, fn);
 }
 
 /* Stack: client, items, [tail]; tail borrows from the stack. */
@@ -384,17 +449,21 @@ static int purge_list(lua_State *L, const char *fn, const char *action_name, con
 {
     client *c = check_client(L, 1);
     ecdn_str action, body;
-    scratch *s = new_scratch(L);
+    scratch *s = take_scratch(L, c);
     int n = ecdn_lua_list_body(L, 2, field, tail, &s->body, fn);
-    if (n) return n;
+    if (n) {
+        release_scratch(c, s);
+        return n;
+    }
     action.ptr = action_name;
     action.len = strlen(action_name);
     body.ptr = s->body.data;
     body.len = s->body.len;
-    return sign_and_send(L, c, s, action, body, ts, 0, fn);
+    return sign_and_send(L, c, s, action, body, ts, 0, 1, fn);
 }
 
 /* client:_purge(urls [, timestamp [, tail]]) -> raw | nil, error table (network or local)
+ *   | nil, nil, result (the common answer, decoded: see sign_and_send)
  * tail: raw JSON members the Lua layer made from checked values (,"Area":"mainland"). */
 static int l_purge(lua_State *L)
 {
@@ -580,10 +649,16 @@ static int l_request(lua_State *L)
     return ecdn_lua_http_request(L, c->http, 2, "ecdn.client:request");
 }
 
-/* Shared by __gc, __close and close(): idempotent. */
+/* Shared by __close and close(): idempotent. */
 static int l_close(lua_State *L)
 {
-    client_free(check_client(L, 1));
+    client_free(check_client(L, 1), 0);
+    return 0;
+}
+
+static int l_gc(lua_State *L)
+{
+    client_free(check_client(L, 1), 1);
     return 0;
 }
 
@@ -651,7 +726,7 @@ void ecdn_open_client(lua_State *L)
     ecdn_gc_type(L, SCRATCH_MT, scratch_gc);
 
     luaL_newmetatable(L, CLIENT_MT);
-    lua_pushcfunction(L, l_close);
+    lua_pushcfunction(L, l_gc);
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, l_close);
     lua_setfield(L, -2, "__close");

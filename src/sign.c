@@ -433,6 +433,15 @@ void ecdn_tc3_result_free(ecdn_tc3_result *r)
     r->nheaders = 0;
 }
 
+void ecdn_tc3_result_clear(ecdn_tc3_result *r)
+{
+    ecdn_buf_reset(&r->authorization);   /* wipes */
+    ecdn_buf_reset(&r->canonical_request);
+    ecdn_buf_reset(&r->string_to_sign);
+    OPENSSL_cleanse(r->signature, sizeof r->signature);
+    r->nheaders = 0;
+}
+
 static ecdn_str cstr(const char *s)
 {
     ecdn_str r;

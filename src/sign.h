@@ -55,6 +55,8 @@ typedef struct {
 
 void ecdn_tc3_result_init(ecdn_tc3_result *r);
 void ecdn_tc3_result_free(ecdn_tc3_result *r);
+/* Wipes the result and keeps its memory for the next signature. */
+void ecdn_tc3_result_clear(ecdn_tc3_result *r);
 /* Signs with the calling thread's signer (below), made on first use. The
  * result's buffers are emptied first, so a result may be reused without a
  * free in between. On ECDN_EFIELD/ECDN_ERANGE, *bad_field names the field

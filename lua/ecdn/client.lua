@@ -203,24 +203,28 @@ function correction(self, st, err, raw, done)
 end
 
 -- One request through the pipeline: limiter, build-sign-send (send(ts) ->
--- raw | nil, failure), decode; then at most one clock correction and one
+-- raw | nil, failure | nil, nil, result when C decoded the common answer
+-- itself), decode; then at most one clock correction and one
 -- switch to CDN. C raises only for programming errors: they point at the
 -- caller of the public method (which must not tail-call this).
 local function run(self, st, send, decoder, what)
   not_in_nginx_request("", 3)
-  local done = {}
+  local done -- the corrections made (made when first needed)
   while true do
     local fresh, cred_err = st.refresh(self)
     if not fresh then return nil, cred_err end
     st.limiter:acquire(core.sleep)
-    local ok, raw, failure = pcall(send, timestamp(st))
+    local ok, raw, failure, result = pcall(send, timestamp(st))
     -- (A C error raised under our closure carries its position: drop it.)
     if not ok then error((tostring(raw):gsub("^[^\n]-ecdn/[%w_]+%.lua:%d+: ", "")), 3) end
+    if result then return result end -- the common answer, decoded in C
     if raw == nil and failure.kind == "client" then
       return nil, decode.local_error(failure, st.service, what)
     end
     local res, err = decoder(raw, failure)
-    if not err or not correction(self, st, err, raw, done) then return limited(st, res, err) end
+    if not err then return res end
+    done = done or {}
+    if not correction(self, st, err, raw, done) then return limited(st, res, err) end
   end
 end
 
@@ -258,8 +262,9 @@ function methods:purge(urls, opts)
   local extras = cdn_extras(st, ":purge", opts)
   local res, err = run(self, st, function(ts)
     if st.signature == "v1" then return v1.purge(self, st, "PurgeUrlsCache", "Urls", urls, ts, extras) end
-    local raw, failure = raw_purge(self, urls, ts, extras and extras()) -- no tail call: C errors carry no position
-    return raw, failure
+    -- (no tail call: C errors would carry no position)
+    local raw, failure, result = raw_purge(self, urls, ts, extras and extras())
+    return raw, failure, result
   end, decode.task, "URL")
   return res, err
 end
@@ -277,8 +282,8 @@ function methods:purge_paths(paths, opts)
     if st.signature == "v1" then
       return v1.purge(self, st, "PurgePathCache", "Paths", paths, ts, extras, flush_type)
     end
-    local raw, failure = raw_purge_paths(self, paths, flush_type, ts, extras and extras())
-    return raw, failure
+    local raw, failure, result = raw_purge_paths(self, paths, flush_type, ts, extras and extras())
+    return raw, failure, result
   end, decode.task, "path")
   return res, err
 end

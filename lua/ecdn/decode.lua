@@ -5,13 +5,14 @@
 -- Strings from the server are made safe before they reach a result or a
 -- message: invalid UTF-8 and control characters are escaped (\xNN), and
 -- long ones are cut.
+local core = require "ecdn.core"
 local errors = require "ecdn.errors"
 local services = require "ecdn.services"
 local cjson = require("cjson").new()
 
 local M = {}
 
-M.MAX_ID = 128        -- TaskId, RequestId, Error.Code
+M.MAX_ID = core.MAX_ID -- TaskId, RequestId, Error.Code (128, src/answer.h)
 M.MAX_MESSAGE = 1024  -- Error.Message and our excerpts of bodies
 
 local byte, char, format = string.byte, string.char, string.format
@@ -149,7 +150,14 @@ end
 
 --- task(raw, failure) -> {task_id, request_id, attempts} | nil, err, for the
 -- purge actions.
+local task_answer = core.task_answer
+
 function M.task(raw, failure)
+  if raw and raw.status == 200 and type(raw.body) == "string" then
+    -- The common answer, recognised in C; it gives what the lines below would.
+    local task_id, request_id = task_answer(raw.body)
+    if task_id then return { task_id = task_id, request_id = request_id, attempts = raw.attempts } end
+  end
   local resp, err = M.outcome(raw, failure)
   if not resp then return nil, err end
   local task_id = clean(resp.TaskId, M.MAX_ID)

@@ -14,6 +14,8 @@
 --   dirty_task        200 success envelope, TaskId/RequestId full of bad bytes
 --   dirty_error       200 Error envelope, Code/Message/RequestId full of bad bytes
 --   ok                200 success envelope
+--   spaced_task       200 success envelope in another shape (whitespace, members
+--                     reordered, one more member): the general decoder's case
 local socket = require "socket"
 
 local mode, port_file = ...
@@ -61,6 +63,9 @@ local answers = {
   end,
   ok = function()
     return envelope(OK_BODY)
+  end,
+  spaced_task = function()
+    return envelope('{ "Response" : {"RequestId": "raw-request-1",\n "TaskId":"raw-task-1", "Extra": [1]} }\n')
   end,
 }
 
