@@ -5,7 +5,7 @@
  * signing, no JSON, no Lua: what is left is libcurl, the kernel and the
  * server.
  *   build/bench/curl_floor URL SECONDS REQUEST_FILE [--tsv] [--read-callback] [--multi]
- *                          [--slist-each]
+ *                          [--slist-each] [--count N]
  * REQUEST_FILE (written by bench/purge.lua --request-out): "User-Agent: ..."
  * on the first line, then one "Name: value" line per header, then an empty
  * line, then the body (the rest of the file, exactly).
@@ -16,7 +16,9 @@
  * (libcurl then sends the headers and the body in two send() calls),
  * --multi drives the handle with curl_multi_perform/curl_multi_poll and adds
  * and removes it around every request, --slist-each builds the header list
- * anew for every request. */
+ * anew for every request. --count N makes exactly N requests after the
+ * warm-up and prints nothing (bench/instructions.lua counts their
+ * instructions under callgrind). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +133,7 @@ int main(int argc, char **argv)
     static double wall_s[MAX_SAMPLES], cpu_s[MAX_SAMPLES];
     size_t ns;
     int tsv = 0, read_cb = 0, multi = 0, slist_each = 0, i;
+    long count = -1;
     struct curl_slist *headers = NULL;
     char *req, *line, *body;
     size_t reqlen, bodylen;
@@ -153,6 +156,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--read-callback") == 0) read_cb = 1;
         else if (strcmp(argv[i], "--multi") == 0) multi = 1;
         else if (strcmp(argv[i], "--slist-each") == 0) slist_each = 1;
+        else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) count = atol(argv[++i]);
         else { fprintf(stderr, "curl_floor: unknown option %s\n", argv[i]); return 2; }
     }
 
@@ -202,6 +206,16 @@ int main(int argc, char **argv)
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) { fprintf(stderr, "curl_floor: HTTP %ld\n", status); return 1; }
+
+    if (count >= 0) {
+        for (n = 0; n < count; n++) {
+            if (one(c, m, &s, &src, body, bodylen, slist_each ? lines : NULL, &each) != 0) {
+                fprintf(stderr, "curl_floor: request failed\n");
+                return 1;
+            }
+        }
+        return 0;
+    }
 
     /* Batches of 100 requests; the figures are those of the fastest tenth of
      * the batches, wall-clock and CPU each (the machine is shared: a batch

@@ -2,11 +2,13 @@
 -- connection, against a fixed-answer server (`make bench` starts nginx).
 -- Each purge has its own URL (body) and is signed anew.
 --   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' \
---     lua5.4 bench/purge.lua URL [seconds] [--tsv] [--request-out FILE] [--stages]
+--     lua5.4 bench/purge.lua URL [seconds] [--tsv] [--request-out FILE] [--stages] [--count N]
 -- --request-out FILE: writes the request a purge sends (User-Agent, header
 --   lines, empty line, body) for bench/curl_floor.c, then exits.
 -- --stages: also times each stage of a purge alone (body, signature,
 --   transport through core.http, decoding) to show where the time goes.
+-- --count N: after the warm-up, exactly N purges and no output
+--   (bench/instructions.lua counts their instructions under callgrind).
 -- Wall-clock and CPU (this process) time, each from the fastest tenth of
 -- batches of calls; the server's time is in the wall-clock figure only.
 local ecdn = require "ecdn"
@@ -18,7 +20,7 @@ local services = require "ecdn.services"
 local signer = require "ecdn.signer"
 local socket = require "socket"
 
-local url, seconds, tsv, request_out, stages
+local url, seconds, tsv, request_out, stages, count
 do
   local i = 1
   while arg[i] do
@@ -26,6 +28,7 @@ do
     if a == "--tsv" then tsv = true
     elseif a == "--stages" then stages = true
     elseif a == "--request-out" then request_out = arg[i + 1]; i = i + 1
+    elseif a == "--count" then count = tonumber(arg[i + 1]); i = i + 1
     elseif not url then url = a
     else seconds = tonumber(a) end
     i = i + 1
@@ -107,6 +110,12 @@ local function purge(i)
   local res, err = c:purge(URLS[i % 1024 + 1])
   if not res then error("purge failed: " .. tostring(err)) end
   if res.task_id ~= "1-abcdefgh" then error("unexpected answer: " .. tostring(res.task_id)) end
+end
+if count then
+  for i = 1, 200 do purge(i) end -- the warm-up, as timed() does
+  for i = 1, count do purge(i) end
+  c:close()
+  os.exit(0)
 end
 report("purge", "client:purge, 1 URL (" .. interp .. ")", timed(purge))
 

@@ -4,7 +4,8 @@
 -- (per purge case, default 0.5), BENCH_ROUNDS (default 5; the best of them is
 -- kept, to stand up to other jobs on the machine), BENCH_NODE_DIR (where
 -- tencentcloud-sdk-nodejs is installed; the Node column is skipped without it),
--- BENCH_STAGES=0 to skip the stage timings.
+-- BENCH_STAGES=0 to skip the stage timings, BENCH_INSTRUCTIONS=0 to skip the
+-- instruction counts (bench/instructions.lua, under valgrind: about 20 s).
 -- It starts nginx (a fixed JSON answer, 127.0.0.1, free ports, everything
 -- under a temporary prefix, `daemon off`) and stops it at the end.
 local socket = require "socket"
@@ -14,6 +15,7 @@ local PURGE_SECONDS = tonumber(os.getenv("BENCH_PURGE_SECONDS")) or 0.5
 local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS")) or 5
 local NODE_DIR = os.getenv("BENCH_NODE_DIR") or ""
 local STAGES = os.getenv("BENCH_STAGES") ~= "0"
+local INSTRUCTIONS = os.getenv("BENCH_INSTRUCTIONS") ~= "0"
 local B = "build/bench/"
 local ENV54 = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' "
 local ENVJIT = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/luajit/?.so;;' "
@@ -181,16 +183,20 @@ local ok, err = pcall(function()
     keep("", check("sign_floor", run(B .. "sign_floor " .. SECONDS .. " --tsv")), true)
     local floor = B .. "curl_floor " .. srv.fast .. " " .. PURGE_SECONDS .. " " .. q(reqfile) .. " --tsv"
     keep("", check("curl_floor", run(floor)), false)
-    -- The floor doing one thing more at a time the way src/http.c does it.
-    keep("readcb_", check("curl_floor --read-callback", run(floor .. " --read-callback")), false)
-    keep("http_like_", check("curl_floor --read-callback --multi --slist-each",
-      run(floor .. " --read-callback --multi --slist-each")), false)
+    -- The floor driven the way src/http.c drives libcurl.
+    keep("http_like_", check("curl_floor --multi --slist-each", run(floor .. " --multi --slist-each")), false)
     keep("lua54_", check("purge.lua", run(ENV54 .. "lua5.4 bench/purge.lua " .. srv.fast .. " " .. PURGE_SECONDS
       .. " --tsv" .. (STAGES and " --stages" or ""))), false)
     if have_jit then
       keep("jit_", check("purge.lua (LuaJIT)", run(ENVJIT .. "luajit bench/purge.lua " .. srv.fast .. " "
         .. PURGE_SECONDS .. " --tsv")), false)
     end
+  end
+  -- Instructions do not depend on the machine's load: one run is enough.
+  if INSTRUCTIONS and run("command -v valgrind"):find("valgrind") then
+    io.stderr:write("bench: counting instructions under callgrind\n")
+    keep("", check("instructions.lua", run("lua5.4 bench/instructions.lua " .. srv.fast .. " " .. q(reqfile)
+      .. " --tsv")), false)
   end
 end)
 nginx.stop(srv)
@@ -240,14 +246,10 @@ row("client:purge, Lua 5.4, client CPU", us("lua54_purge_cpu_us"), "curl floor, 
     ratio("lua54_purge_cpu_us", "curl_cpu_us"))
 row("client:purge, LuaJIT, client CPU", us("jit_purge_cpu_us"), "curl floor, client CPU", us("curl_cpu_us"),
     ratio("jit_purge_cpu_us", "curl_cpu_us"))
-section("Where a purge's time goes (Lua 5.4; the curl floor made to work like src/http.c, one change at a time)")
-row("curl floor + body from a read callback, wall", us("readcb_curl_wall_us"), "curl floor, wall-clock",
-    us("curl_wall_us"), ratio("readcb_curl_wall_us", "curl_wall_us"))
-row("curl floor + body from a read callback, CPU", us("readcb_curl_cpu_us"), "curl floor, client CPU",
-    us("curl_cpu_us"), ratio("readcb_curl_cpu_us", "curl_cpu_us"))
-row("  + multi interface, header list per request, wall", us("http_like_curl_wall_us"), "curl floor, wall-clock",
+section("Where a purge's time goes (Lua 5.4; the curl floor driven the way src/http.c drives libcurl)")
+row("curl floor + multi interface, header list each, wall", us("http_like_curl_wall_us"), "curl floor, wall-clock",
     us("curl_wall_us"), ratio("http_like_curl_wall_us", "curl_wall_us"))
-row("  + multi interface, header list per request, CPU", us("http_like_curl_cpu_us"), "curl floor, client CPU",
+row("curl floor + multi interface, header list each, CPU", us("http_like_curl_cpu_us"), "curl floor, client CPU",
     us("curl_cpu_us"), ratio("http_like_curl_cpu_us", "curl_cpu_us"))
 if STAGES then
   row("core.http:request alone (src/http.c), wall", us("lua54_stage_send_wall_us"), "the line above",
@@ -257,6 +259,16 @@ if STAGES then
   row("stage: body (request.purge_urls), CPU", us("lua54_stage_body_cpu_us"), "", "", "")
   row("stage: signature (signer.tc3, in Lua), CPU", us("lua54_stage_sign_cpu_us"), "", "", "")
   row("stage: decoding (decode.task), CPU", us("lua54_stage_decode_cpu_us"), "", "", "")
+end
+if best.instr_curl then
+  local function instr(key) return best[key] and int(best[key]) or "-" end
+  section("Instructions per one-URL purge (callgrind, user space; they do not move with the machine's load)")
+  row("client:purge, Lua 5.4", instr("instr_purge54"), "curl floor", instr("instr_curl"),
+      ratio("instr_purge54", "instr_curl", "%.2fx"))
+  row("client:purge, LuaJIT", instr("instr_purgejit"), "curl floor", instr("instr_curl"),
+      ratio("instr_purgejit", "instr_curl", "%.2fx"))
+  row("  the client's own work, Lua 5.4", best.instr_purge54 and int(best.instr_purge54 - best.instr_curl) or "-",
+      "(signing over-counted: valgrind", "has no SHA-NI)", "")
 end
 
 -- The bulk engine and the nginx client, each from its own script (their own
