@@ -6,7 +6,7 @@
 local core = require "ecdn.core"
 local decode = require "ecdn.decode"
 local ecdn = require "ecdn"
-local proc = require "support.proc"
+local raw = require "support.raw"
 
 local task_answer = core.task_answer
 
@@ -120,18 +120,14 @@ end)
 
 describe("ecdn.client decodes the common answer in C", function()
   local function purge_from(mode)
-    local port_file = proc.tmpname()
-    local pid = proc.spawn("lua5.4 spec/support/raw_server.lua " .. mode .. " " .. port_file)
-    local port = tonumber(proc.wait_file(port_file, 10))
-    os.remove(port_file)
-    assert(port, "raw server did not start")
-    local c = assert(ecdn.client { secret_id = "AKIDanswerspec0001", secret_key = "answer-spec-key",
-                                   endpoint = "http://127.0.0.1:" .. port, timeout = 20 })
-    local res, err = c:purge { "https://www.example.com/a.jpg" }
-    local res2 = c:purge_paths({ "https://www.example.com/dir/" }, { flush_type = "flush" })
-    c:close()
-    proc.kill(pid)
-    os.remove(port_file .. ".requests")
+    local res, err, res2
+    raw.with(mode, function(endpoint)
+      local c = assert(ecdn.client { secret_id = "AKIDanswerspec0001", secret_key = "answer-spec-key",
+                                     endpoint = endpoint, timeout = 20 })
+      res, err = c:purge { "https://www.example.com/a.jpg" }
+      res2 = c:purge_paths({ "https://www.example.com/dir/" }, { flush_type = "flush" })
+      c:close()
+    end)
     return res, err, res2
   end
 

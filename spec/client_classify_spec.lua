@@ -20,23 +20,7 @@ end
 
 local read_file = proc.read_file
 
--- Starts raw_server.lua in MODE; returns its endpoint, pid and request-log path.
-local function raw_server(mode)
-  local port_file = proc.tmpname()
-  local pid = proc.spawn("lua5.4 spec/support/raw_server.lua " .. mode .. " " .. port_file)
-  local port = tonumber(proc.wait_file(port_file, 10))
-  os.remove(port_file)
-  assert(port, "raw server did not start")
-  return "http://127.0.0.1:" .. port, pid, port_file .. ".requests"
-end
-
-local function with_server(mode, fn)
-  local endpoint, pid, requests = raw_server(mode)
-  local ok, err = pcall(fn, endpoint, requests)
-  proc.kill(pid)
-  os.remove(requests)
-  if not ok then error(err, 0) end
-end
+local with_server = require("support.raw").with
 
 -- Runs bin/ecdn-purge with this spec's interpreter and the given environment
 -- assignments (name = value, false to unset); returns stdout, stderr, exit code.
