@@ -34,7 +34,7 @@ typedef struct header_list {
 
 static void headers_wipe(header_list *hl);
 static void headers_free(header_list *hl);
-static struct curl_slist *headers_build(header_list *hl, const ecdn_header *headers, size_t n);
+static struct curl_slist *headers_build(header_list *hl, const ecdn_header *headers, size_t n, int checked);
 
 /* One request in flight: the body to hand out and what came back. */
 typedef struct {
@@ -464,8 +464,8 @@ static void headers_free(header_list *hl)
 }
 
 /* The list for these headers (and "Expect:"), or NULL when a value holds
- * CR, LF or NUL or memory runs out. */
-static struct curl_slist *headers_build(header_list *hl, const ecdn_header *headers, size_t n)
+ * CR, LF or NUL (unless already checked) or memory runs out. */
+static struct curl_slist *headers_build(header_list *hl, const ecdn_header *headers, size_t n, int checked)
 {
     size_t i, at;
     char *p;
@@ -481,7 +481,7 @@ static struct curl_slist *headers_build(header_list *hl, const ecdn_header *head
      * extra round trip). */
     ecdn_buf_add(&hl->text, "Expect:", sizeof "Expect:");
     for (i = 0; i < n; i++) {
-        if (ecdn_has_header_breaker(headers[i].value)) {
+        if (!checked && ecdn_has_header_breaker(headers[i].value)) {
             headers_wipe(hl);
             return NULL;
         }
@@ -626,7 +626,7 @@ int ecdn_http_perform(ecdn_http *h, const ecdn_http_request *q, ecdn_http_result
         snprintf(r->error, sizeof r->error, "requests started with start() are still in flight");
         return -1;
     }
-    list = headers_build(&h->hl, q->headers, q->nheaders);
+    list = headers_build(&h->hl, q->headers, q->nheaders, q->headers_checked);
     if (list == NULL) {
         r->failure = ECDN_NET_BAD_REQUEST;
         snprintf(r->error, sizeof r->error, "cannot build request headers");
@@ -800,7 +800,7 @@ int ecdn_http_start(ecdn_http *h, const ecdn_http_request *q, char *err, size_t 
     ecdn_buf_reset(&sl->body);
     ecdn_buf_adds(&sl->url, q->url);
     ecdn_buf_add(&sl->body, q->body ? q->body : "", q->len);
-    sl->hdrs = headers_build(&sl->hl, q->headers, q->nheaders);
+    sl->hdrs = headers_build(&sl->hl, q->headers, q->nheaders, q->headers_checked);
     if (sl->url.failed || sl->body.failed || sl->hdrs == NULL) {
         headers_wipe(&sl->hl);
         sl->hdrs = NULL;

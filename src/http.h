@@ -40,6 +40,8 @@ typedef struct {
     const char *body;         /* POST only */
     size_t len;
     int resend;               /* may a fully written request be written again? */
+    int headers_checked;      /* 1: the values are known free of CR/LF/NUL (the signer checked
+                                 what they are made of); 0: the transport checks them */
 } ecdn_http_request;
 
 enum {

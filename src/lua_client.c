@@ -312,6 +312,7 @@ static void sign_request(lua_State *L, client *c, scratch *s, ecdn_str action, e
     hq->body = body.ptr;
     hq->len = body.len;
     hq->resend = resend;
+    hq->headers_checked = 1; /* made by the signer from fields it checked, and a constant */
 }
 
 /* Signs body for action and sends it; pushes the raw outcome (raw | nil,

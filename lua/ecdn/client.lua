@@ -156,11 +156,11 @@ function M.new(opts)
   return c
 end
 
+-- Only clients made by M.new have state: that is the type check.
 local function check_self(self, fn)
-  if getmetatable(self) ~= "ecdn.client" then
-    fail(":" .. fn, "call it as client:" .. fn .. "(...) on an ecdn.client", 3)
-  end
-  return state[self]
+  local st = state[self]
+  if st == nil then fail(":" .. fn, "call it as client:" .. fn .. "(...) on an ecdn.client", 3) end
+  return st
 end
 
 -- The client's limiter before each request; the service's own rate refusal
@@ -202,19 +202,20 @@ function correction(self, st, err, raw, done)
   return false
 end
 
--- One request through the pipeline: limiter, build-sign-send (send(ts) ->
--- raw | nil, failure | nil, nil, result when C decoded the common answer
--- itself), decode; then at most one clock correction and one
--- switch to CDN. C raises only for programming errors: they point at the
--- caller of the public method (which must not tail-call this).
-local function run(self, st, send, decoder, what)
+-- One request through the pipeline: limiter, build-sign-send
+-- (send(ts, self, st, x, y) -> raw | nil, failure | nil, nil, result when C
+-- decoded the common answer itself), decode; then at most one clock
+-- correction and one switch to CDN. C raises only for programming errors:
+-- they point at the caller of the public method (which must not tail-call
+-- this).
+local function run(self, st, send, decoder, what, x, y)
   not_in_nginx_request("", 3)
   local done -- the corrections made (made when first needed)
   while true do
     local fresh, cred_err = st.refresh(self)
     if not fresh then return nil, cred_err end
     st.limiter:acquire(core.sleep)
-    local ok, raw, failure, result = pcall(send, timestamp(st))
+    local ok, raw, failure, result = pcall(send, timestamp(st), self, st, x, y)
     -- (A C error raised under our closure carries its position: drop it.)
     if not ok then error((tostring(raw):gsub("^[^\n]-ecdn/[%w_]+%.lua:%d+: ", "")), 3) end
     if result then return result end -- the common answer, decoded in C
@@ -253,19 +254,21 @@ local function cdn_extras(st, fn, opts)
   end
 end
 
+-- purge's send (a function of its own: the most frequent call makes no closure).
+local function send_purge(ts, self, st, urls, extras)
+  if st.signature == "v1" then return v1.purge(self, st, "PurgeUrlsCache", "Urls", urls, ts, extras) end
+  -- (no tail call: C errors would carry no position)
+  local raw, failure, result = raw_purge(self, urls, ts, extras and extras())
+  return raw, failure, result
+end
+
 --- client:purge(urls [, {area, url_encode}]) -> { task_id, request_id, attempts } | nil, err
 -- Sends all URLs in one PurgeUrlsCache request after local validation.
 function methods:purge(urls, opts)
   local st = check_self(self, "purge")
   if type(urls) ~= "table" then fail(":purge", "urls must be a table (got " .. type(urls) .. ")", 2) end
   if opts ~= nil and type(opts) ~= "table" then fail(":purge", "opts must be a table", 2) end
-  local extras = cdn_extras(st, ":purge", opts)
-  local res, err = run(self, st, function(ts)
-    if st.signature == "v1" then return v1.purge(self, st, "PurgeUrlsCache", "Urls", urls, ts, extras) end
-    -- (no tail call: C errors would carry no position)
-    local raw, failure, result = raw_purge(self, urls, ts, extras and extras())
-    return raw, failure, result
-  end, decode.task, "URL")
+  local res, err = run(self, st, send_purge, decode.task, "URL", urls, cdn_extras(st, ":purge", opts))
   return res, err
 end
 
