@@ -29,6 +29,7 @@
 typedef struct header_list {
     ecdn_buf text;             /* "Name: value\0" lines */
     struct curl_slist *nodes;  /* cap entries */
+    size_t *starts;            /* cap entries: where each line starts in text */
     size_t cap;
 } header_list;
 
@@ -459,7 +460,9 @@ static void headers_free(header_list *hl)
 {
     ecdn_buf_free(&hl->text); /* wipes */
     free(hl->nodes);
+    free(hl->starts);
     hl->nodes = NULL;
+    hl->starts = NULL;
     hl->cap = 0;
 }
 
@@ -467,24 +470,29 @@ static void headers_free(header_list *hl)
  * CR, LF or NUL (unless already checked) or memory runs out. */
 static struct curl_slist *headers_build(header_list *hl, const ecdn_header *headers, size_t n, int checked)
 {
-    size_t i, at;
-    char *p;
+    size_t i;
 
     headers_wipe(hl);
     if (hl->cap < n + 1) {
-        struct curl_slist *grown = (struct curl_slist *)realloc(hl->nodes, (n + 1) * sizeof *grown);
-        if (grown == NULL) return NULL;
-        hl->nodes = grown;
+        struct curl_slist *nodes = (struct curl_slist *)realloc(hl->nodes, (n + 1) * sizeof *nodes);
+        size_t *starts;
+        if (nodes == NULL) return NULL;
+        hl->nodes = nodes;
+        starts = (size_t *)realloc(hl->starts, (n + 1) * sizeof *starts);
+        if (starts == NULL) return NULL;
+        hl->starts = starts;
         hl->cap = n + 1;
     }
     /* libcurl would otherwise add Expect: 100-continue to large bodies (an
      * extra round trip). */
+    hl->starts[0] = 0;
     ecdn_buf_add(&hl->text, "Expect:", sizeof "Expect:");
     for (i = 0; i < n; i++) {
         if (!checked && ecdn_has_header_breaker(headers[i].value)) {
             headers_wipe(hl);
             return NULL;
         }
+        hl->starts[i + 1] = hl->text.len;
         ecdn_buf_adds(&hl->text, headers[i].name);
         ecdn_buf_add(&hl->text, ": ", 2);
         ecdn_buf_addstr(&hl->text, headers[i].value);
@@ -495,11 +503,9 @@ static struct curl_slist *headers_build(header_list *hl, const ecdn_header *head
         return NULL;
     }
     /* Linked only now: the buffer may have moved while it grew. */
-    p = hl->text.data;
-    for (i = 0, at = 0; i <= n; i++) {
-        hl->nodes[i].data = p + at;
+    for (i = 0; i <= n; i++) {
+        hl->nodes[i].data = hl->text.data + hl->starts[i];
         hl->nodes[i].next = i < n ? &hl->nodes[i + 1] : NULL;
-        at += strlen(p + at) + 1;
     }
     return hl->nodes;
 }
