@@ -76,6 +76,21 @@ describe("ecdn.limiter", function()
     assert.equal(2, c.t)
   end)
 
+  it("stacked: the inner rate binds first, the outer one still holds, a refusal penalizes the outer", function()
+    local c = fake_clock(0)
+    local outer = limiter.new { rate = 3, clock = c.now }
+    local job = limiter.stacked(outer, 2, 1.0, c.now)
+    assert.equal(0, job:take())
+    assert.equal(0, job:take())
+    assert.equal(1, job:take())     -- the job's own 2 per second
+    assert.equal(0, outer:take())   -- the outer has room for one more
+    c.t = 1
+    assert.equal(0, job:take())     -- the job may again; the outer had 3 at 0, one ages out at 1
+    job:penalize(5)
+    assert.equal(5, outer:take())
+    assert.equal(0, limiter.NONE:take())
+  end)
+
   it("refuses a rate that is not a whole number >= 1", function()
     assert.has_error(function() limiter.new { rate = 0 } end, "ecdn.limiter: rate must be a whole number >= 1")
     assert.has_error(function() limiter.new { rate = 2.5 } end, "ecdn.limiter: rate must be a whole number >= 1")

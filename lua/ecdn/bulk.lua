@@ -8,6 +8,7 @@
 local core = require "ecdn.core"
 local decode = require "ecdn.decode"
 local errors = require "ecdn.errors"
+local limits = require "ecdn.limiter"
 local request = require "ecdn.request"
 local services = require "ecdn.services"
 local times = require "ecdn.times"
@@ -113,7 +114,7 @@ local function client_error(code, message, sent)
 end
 
 --- purge_all(c, st, urls, opts) -> report | nil, err. `c` is the client,
--- `st` its Lua state ({limiter, service, clock, now, sleep}).
+-- `st` its Lua state ({limiter, rate, window, service, clock, now, sleep, ...}).
 function M.purge_all(c, st, urls, opts, kind_name)
   local kind = KINDS[kind_name or "urls"]
   local max_batch = kind.purge_type == "path" and services[st.service].paths_per_request or kind.max_batch
@@ -127,7 +128,10 @@ function M.purge_all(c, st, urls, opts, kind_name)
   local dedupe = opts.dedupe ~= false
   local t0 = now()
   local deadline = opts.deadline and t0 + opts.deadline
-  local limiter = st.limiter_for(opts.rate)
+  -- The job's own `rate`, if any, on top of the client's limiter.
+  local job_rate = opts.rate
+  local limiter = (job_rate and job_rate ~= 0 and job_rate ~= st.rate)
+    and limits.stacked(st.limiter, job_rate, st.window, now) or st.limiter
 
   local report = { ok = 0, failed = 0, duplicates = 0, deduped = 0, requests = 0, retries = 0, seconds = 0,
                    tasks = {}, errors = {} }

@@ -39,8 +39,6 @@ end
 -- window's edge from arriving as rate + 1 inside one second.
 local LIMIT_WINDOW = 1.05
 
--- Stands in for a limiter when the client has none (rate = 0).
-local UNLIMITED = { take = function() return 0 end, penalize = function() end, acquire = function() end }
 
 -- Per-client Lua-side state (clock, service, credential source), keyed
 -- weakly by the userdata.
@@ -127,8 +125,8 @@ function M.new(opts)
                region = opts.region, credential_source = cred.source,
                limiter = opts.limiter
                  or (rate > 0 and limiter.new { rate = rate, window = LIMIT_WINDOW, clock = core.now })
-                 or UNLIMITED,
-               rate = rate, now = core.now, sleep = core.sleep }
+                 or limiter.NONE,
+               rate = rate, window = LIMIT_WINDOW, now = core.now, sleep = core.sleep }
   st.timestamp = function() return timestamp(st) end
   st.correct = function(self, e, raw, done) return correction(self, st, e, raw, done) end
   -- The service's clock from any answer (purge_all's lookup windows).
@@ -144,13 +142,6 @@ function M.new(opts)
       st.credential_source = creds.source
     end
     return true
-  end
-  -- purge_all's own `rate` adds a job limit on top of the client's.
-  st.limiter_for = function(job_rate)
-    if not job_rate or job_rate == 0 or job_rate == rate then return st.limiter end
-    local job = limiter.new { rate = job_rate, window = LIMIT_WINDOW, clock = core.now }
-    return { take = function() local w = job:take() if w > 0 then return w end return st.limiter:take() end,
-             penalize = function(_, secs) st.limiter:penalize(secs) end }
   end
   state[c] = st
   return c

@@ -76,6 +76,18 @@ function Limiter:penalize(seconds)
   self.store:block(self.clock() + seconds)
 end
 
+--- A limiter that always grants (a client with rate = 0).
+M.NONE = { take = function() return 0 end, penalize = function() end, acquire = function() end }
+
+--- limiter.stacked(outer, rate, window, clock) -> `outer`'s grants, and at
+-- most `rate` per `window` of its own on top (a purge_all job's own rate
+-- inside its client's). A refusal from the service penalizes `outer`.
+function M.stacked(outer, rate, window, clock)
+  local own = M.new { rate = rate, window = window, clock = clock }
+  return { take = function() local w = own:take() if w > 0 then return w end return outer:take() end,
+           penalize = function(_, secs) outer:penalize(secs) end }
+end
+
 --- lim:acquire(sleep) -> waits with `sleep(seconds)` until granted.
 function Limiter:acquire(sleep)
   while true do

@@ -276,9 +276,6 @@ function Client:purge_async(urls, done)
   return true
 end
 
--- Stands in for a limiter when the client has none (rate = 0).
-local UNLIMITED = { take = function() return 0 end, penalize = function() end, acquire = function() end }
-
 -- ecdn.bulk drives its transport through _start/_wait (in ecdn.client: libcurl
 -- multi in C). Here each request is a light thread, and a semaphore wakes
 -- the engine when one has finished.
@@ -323,9 +320,9 @@ function Client:purge_all(urls, opts)
   if type(urls) ~= "table" then fail(":purge_all", "urls must be a table (got " .. type(urls) .. ")", 2) end
   local perr = phase_error("purge_all")
   if perr then return nil, perr end
-  local lim = self.limiter or UNLIMITED
   local st = {
-    service = self.service, clock = self.clock, clock_offset = 0, limiter = lim,
+    service = self.service, clock = self.clock, clock_offset = 0,
+    limiter = self.limiter or limiter.NONE, rate = self.rate, window = M.WINDOW,
     now = function() ngx.update_time() return ngx.now() end,
     sleep = function(secs) ngx.sleep(secs) return true end,
     timestamp = function() return timestamp(self) end,
@@ -333,12 +330,6 @@ function Client:purge_all(urls, opts)
     correct = function() return false end,
     observe = function() end, -- (lookup windows use ngx.time(), the host's clock)
   }
-  st.limiter_for = function(job_rate)
-    if not job_rate or job_rate == 0 or job_rate == self.rate then return lim end
-    local job = limiter.new { rate = job_rate, window = M.WINDOW, clock = st.now }
-    return { take = function() local w = job:take() if w > 0 then return w end return lim:take() end,
-             penalize = function(_, secs) lim:penalize(secs) end }
-  end
   local report, err = bulk.purge_all(runner(self), st, urls, opts) -- not a tail call: errors name the caller
   return report, err
 end
