@@ -39,7 +39,6 @@ end
 -- window's edge from arriving as rate + 1 inside one second.
 local LIMIT_WINDOW = 1.05
 
-
 -- Per-client Lua-side state (clock, service, credential source), keyed
 -- weakly by the userdata.
 local state = setmetatable({}, { __mode = "k" })
