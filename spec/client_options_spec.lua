@@ -3,6 +3,7 @@
 -- live connection (the simulator).
 local ecdn = require "ecdn"
 local proc = require "support.proc"
+local raw = require "support.raw"
 local sim = require "support.sim"
 
 local ID, KEY = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
@@ -117,6 +118,51 @@ describe("ecdn.client options", function()
         return fds()
       ]]))
       assert.equal(base, chunk(connected, fds, base), "__close")
+    end
+  end)
+
+  -- A finalizer may close the client while C reports answers through Lua
+  -- (under make asan: no use of freed memory). The close is put off until
+  -- _wait returns; calls that allocate re-check before they send.
+  it("a close() from a finalizer in the middle of a call takes effect when the call is over", function()
+    local endpoint, pid, requests = raw.start("ok")
+    finally(function()
+      proc.kill(pid)
+      os.remove(requests)
+    end)
+    local pause = collectgarbage("setpause", 0)
+    local stepmul = collectgarbage("setstepmul", 1000)
+    finally(function()
+      collectgarbage("setpause", pause)
+      collectgarbage("setstepmul", stepmul)
+    end)
+    local newproxy = rawget(_G, "newproxy") -- LuaJIT: __gc only on userdata
+    local closed_clients = {}
+    for round = 1, 300 do
+      local c = new { endpoint = endpoint, rate = 0 }
+      local function on_gc() c:close() end
+      for i = 1, 3 do
+        assert(c:_start("PurgeUrlsCache", '{"Urls":["https://www.example.com/close/' .. round .. "-" .. i .. '"]}'))
+      end
+      local got = 0
+      while got < 3 do
+        for _ = 1, 100 do
+          if newproxy then getmetatable(newproxy(true)).__gc = on_gc else setmetatable({}, { __gc = on_gc }) end
+        end
+        local ok, r = pcall(c._wait, c, 1)
+        if not ok then
+          assert.matches("closed", r) -- closed before _wait began
+          break
+        end
+        got = got + #r
+      end
+      closed_clients[#closed_clients + 1] = c
+    end
+    collectgarbage()
+    collectgarbage()
+    for _, c in ipairs(closed_clients) do
+      assert.is_true(c:info().closed)
+      assert.has_error(function() c:purge { "https://www.example.com/after" } end)
     end
   end)
 

@@ -44,6 +44,8 @@ typedef struct {
     ecdn_buf service, host, version, region, language, url;
     scratch *spare;          /* NULL until the first request */
     int spare_busy;          /* a request is using it (or a raise cut one short) */
+    int waiting;             /* _wait is running: a close() meanwhile is put off */
+    int close_pending;       /* a close() waits for _wait to return */
     int closed;
 } client;
 
@@ -85,10 +87,21 @@ static void credentials_free(credentials *c)
     ecdn_buf_free(&c->token);
 }
 
-/* final: the collector's call (no request can be running then); otherwise a
- * request being answered keeps the spare until the collector frees it. */
+/* final: the collector's call (no request can be running then). Otherwise
+ * (close(), perhaps from a finalizer the collector runs in the middle of a
+ * call on this client): a request being answered keeps the spare until the
+ * collector frees it, and while _wait runs (it reports through Lua, and goes
+ * on using the transport) the client is only marked closed; _wait frees it
+ * when it returns. Calls that allocate from Lua re-check `closed` before
+ * they touch the credentials or the transport. */
 static void client_free(client *c, int final)
 {
+    if (!final && c->waiting) {
+        c->closed = 1;
+        c->close_pending = 1;
+        return;
+    }
+    c->close_pending = 0;
     if (c->spare && (final || !c->spare_busy)) {
         scratch_free(c->spare);
         free(c->spare);
@@ -135,10 +148,24 @@ static scratch *take_scratch(lua_State *L, client *c)
     return new_scratch(L);
 }
 
+#define SPARE_KEEP ((size_t)1 << 20) /* larger buffers (a rare huge answer) are not kept */
+
 static void release_scratch(client *c, scratch *s)
 {
     scratch_clear(s);
+    if (s->res.body.cap > SPARE_KEEP) ecdn_buf_free(&s->res.body);
+    if (s->res.headers.cap > SPARE_KEEP) ecdn_buf_free(&s->res.headers);
+    if (s->body.cap > SPARE_KEEP) ecdn_buf_free(&s->body);
     if (s == c->spare) c->spare_busy = 0;
+}
+
+/* Raises if the client was closed since the call began (a finalizer run by
+ * an allocation): nothing has been sent then. s (or NULL) is given back. */
+static void still_open(lua_State *L, client *c, scratch *s, const char *fn)
+{
+    if (!c->closed) return;
+    if (s) release_scratch(c, s);
+    luaL_error(L, "ecdn.client:%s: the client was closed during the call", fn);
 }
 
 static client *check_client(lua_State *L, int idx)
@@ -241,6 +268,7 @@ static int l_set_credentials(lua_State *L)
     luaL_getmetatable(L, CRED_MT);
     lua_setmetatable(L, -2);
     read_credentials(L, 2, "ecdn.client:set_credentials", fresh);
+    still_open(L, c, NULL, "set_credentials"); /* (a finalizer may have closed it meanwhile) */
     credentials_free(&c->cred);
     c->cred = *fresh;            /* the buffers move; the husk must not free them */
     memset(fresh, 0, sizeof *fresh);
@@ -277,6 +305,7 @@ static void sign_request(lua_State *L, client *c, scratch *s, ecdn_str action, e
     size_t n;
     int rc;
 
+    still_open(L, c, s, fn);
     memset(&q, 0, sizeof q);
     q.secret_id = str_of(&c->cred.secret_id);
     q.secret_key = str_of(&c->cred.secret_key);
@@ -410,9 +439,17 @@ static int l_wait(lua_State *L)
     client *c = check_open(L, 1, "wait");
     lua_Number secs = luaL_checknumber(L, 2);
     long ms = !(secs > 0) ? 0 : secs > 86400 ? 86400000L : (long)(secs * 1000.0 + 0.5); /* NaN: 0 */
+    int rc;
+    if (c->waiting) return luaL_error(L, "ecdn.client:wait: already waiting (called from a finalizer?)");
+    /* Set before the first allocation (a raise after it leaves it set: a
+     * close() then waits for __gc). */
+    c->waiting = 1;
     lua_settop(L, 2);
     lua_newtable(L);
-    if (ecdn_http_wait(c->http, ms, on_done, L) < 0) return luaL_error(L, "ecdn.client:wait: libcurl failed");
+    rc = ecdn_http_wait(c->http, ms, on_done, L);
+    c->waiting = 0;
+    if (c->close_pending) client_free(c, 0);
+    if (rc < 0) return luaL_error(L, "ecdn.client:wait: libcurl failed");
     return 1;
 }
 
@@ -532,6 +569,7 @@ static int l_set_target(lua_State *L)
     luaL_getmetatable(L, TARGET_MT);
     lua_setmetatable(L, -2);
     for (i = 0; i < 4; i++) copy_opt(L, 2, fn, FIELDS[i], 1, &t->b[i]);
+    still_open(L, c, NULL, "set_target");
     if (t->b[3].len > MAX_URL ||
         (strncmp(t->b[3].data, "http://", 7) != 0 && strncmp(t->b[3].data, "https://", 8) != 0))
         return luaL_error(L, "%s: url must be an http:// or https:// URL", fn);
@@ -574,12 +612,6 @@ static int l_send_v1(lua_State *L)
     q.nonce = (long long)luaL_checkinteger(L, 5);
     q.signature_method.ptr = luaL_checklstring(L, 6, &q.signature_method.len);
     lua_settop(L, 7);
-    q.secret_id = str_of(&c->cred.secret_id);
-    q.secret_key = str_of(&c->cred.secret_key);
-    q.token = str_of(&c->cred.token);
-    q.host = str_of(&c->host);
-    q.version = str_of(&c->version);
-    q.region = str_of(&c->region);
     q.method.ptr = "POST";
     q.method.len = 4;
     lua_pushnil(L);
@@ -609,6 +641,14 @@ static int l_send_v1(lua_State *L)
         ecdn_v1_result_init(r);
         luaL_getmetatable(L, V1_MT);
         lua_setmetatable(L, -2);
+        /* Read only now: the allocations above may have run a finalizer that closed the client. */
+        still_open(L, c, NULL, "send_v1");
+        q.secret_id = str_of(&c->cred.secret_id);
+        q.secret_key = str_of(&c->cred.secret_key);
+        q.token = str_of(&c->cred.token);
+        q.host = str_of(&c->host);
+        q.version = str_of(&c->version);
+        q.region = str_of(&c->region);
         rc = ecdn_sign_v1(&q, work, r, &bad);
         if (rc == ECDN_EFIELD || rc == ECDN_ERANGE)
             return luaL_error(L, "%s: cannot sign: field '%s' is invalid", fn, bad ? bad : "?");
@@ -647,7 +687,7 @@ static int v1_gc(lua_State *L)
 static int l_request(lua_State *L)
 {
     client *c = check_open(L, 1, "request");
-    return ecdn_lua_http_request(L, c->http, 2, "ecdn.client:request");
+    return ecdn_lua_http_request(L, &c->http, 2, "ecdn.client:request");
 }
 
 /* Shared by __close and close(): idempotent. */

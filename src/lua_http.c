@@ -181,7 +181,7 @@ static int l_http(lua_State *L)
     return 1;
 }
 
-int ecdn_lua_http_request(lua_State *L, ecdn_http *h, int idx, const char *fn)
+int ecdn_lua_http_request(lua_State *L, ecdn_http *const *hp, int idx, const char *fn)
 {
     ecdn_http_request q;
     ecdn_str method, url, body;
@@ -230,7 +230,10 @@ int ecdn_lua_http_request(lua_State *L, ecdn_http *h, int idx, const char *fn)
     }
     q.headers = s->headers;
     q.nheaders = n;
-    rc = ecdn_http_perform(h, &q, &s->res);
+    /* Read only now: reading the table (metamethods) and allocating (finalizers)
+     * may have closed the owner. */
+    if (*hp == NULL) return luaL_error(L, "%s: closed during the call", fn);
+    rc = ecdn_http_perform(*hp, &q, &s->res);
     n = (size_t)ecdn_push_http_outcome(L, rc, &s->res);
     ecdn_http_result_free(&s->res);
     return (int)n;
@@ -241,7 +244,7 @@ static int l_request(lua_State *L)
 {
     static const char *fn = "ecdn.http:request";
     transport *t = check_transport(L, fn);
-    return ecdn_lua_http_request(L, t->http, 2, fn);
+    return ecdn_lua_http_request(L, &t->http, 2, fn);
 }
 
 static int l_close(lua_State *L)

@@ -19,8 +19,10 @@ void ecdn_http_config_from_lua(lua_State *L, int t, const char *fn, ecdn_http_co
 int ecdn_push_http_outcome(lua_State *L, int rc, const ecdn_http_result *r);
 
 /* Sends the request table at idx {method, url, headers, body, resend} over
- * h and pushes its outcome as ecdn_push_http_outcome does. */
-int ecdn_lua_http_request(lua_State *L, ecdn_http *h, int idx, const char *fn);
+ * *hp (read just before sending: reading the table can run Lua code that
+ * closes the owner, which sets it to NULL, and then this raises) and pushes
+ * its outcome as ecdn_push_http_outcome does. */
+int ecdn_lua_http_request(lua_State *L, ecdn_http *const *hp, int idx, const char *fn);
 
 /* Adds http() and interrupt helpers to the table on top of the stack. */
 void ecdn_open_http(lua_State *L);

@@ -464,6 +464,10 @@ static void add_header(ecdn_tc3_result *r, int id, ecdn_str value)
 
 static const ecdn_str JSON_CT = { "application/json", 16 };
 
+/* Every field that goes into a header (as itself, or inside Authorization)
+ * is checked here for CR, LF and NUL: ecdn.client's transport relies on it
+ * (ecdn_http_request.headers_checked). A new header field must be added here
+ * with header = 1. */
 static int tc3_check(const ecdn_tc3_request *q, const char **bad)
 {
     ecdn_str ct = q->content_type.ptr ? q->content_type : JSON_CT;

@@ -12,7 +12,7 @@ local cjson = require("cjson").new()
 
 local M = {}
 
-M.MAX_ID = core.MAX_ID -- TaskId, RequestId, Error.Code (128, src/answer.h)
+M.MAX_ID = core.MAX_ID -- TaskId, RequestId, Error.Code (128, src/answer.h; read-only: the C fast path uses it too)
 M.MAX_MESSAGE = 1024  -- Error.Message and our excerpts of bodies
 
 local byte, char, format = string.byte, string.char, string.format
