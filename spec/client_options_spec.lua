@@ -137,8 +137,10 @@ describe("ecdn.client options", function()
       collectgarbage("setstepmul", stepmul)
     end)
     local newproxy = rawget(_G, "newproxy") -- LuaJIT: __gc only on userdata
+    -- (Lua 5.2 and 5.3 collect far more slowly with a pause of 0: fewer rounds there.)
+    local rounds = (_VERSION == "Lua 5.2" or _VERSION == "Lua 5.3") and 30 or 300
     local closed_clients = {}
-    for round = 1, 300 do
+    for round = 1, rounds do
       local c = new { endpoint = endpoint, rate = 0 }
       local function on_gc() c:close() end
       for i = 1, 3 do

@@ -55,10 +55,8 @@ end
 
 -- The local idea of unix time: the clock option (tests) or the system's.
 local function local_time(st)
-  local clock = st.clock
-  if not clock then return os.time() end
-  local t = clock()
-  if type(t) ~= "number" or t ~= t or t < 0 then fail("", "clock() must return unix seconds", 5) end
+  local t = times.now(st.clock, os.time)
+  if not t then fail("", "clock() must return unix seconds", 5) end
   return t
 end
 
@@ -287,14 +285,9 @@ end
 -- nothing); every other action is written at most once.
 function methods:call(action, params)
   local st = check_self(self, "call")
-  if type(action) ~= "string" or not action:find("^%u%w*$") then
-    fail(":call", "action must be an API name such as \"DescribePurgeQuota\"", 2)
-  end
-  if params == nil then params = {} end
-  if type(params) ~= "table" then fail(":call", "params must be a table (got " .. type(params) .. ")", 2) end
-  local ok, body = pcall(request.action, params)
-  if not ok then fail(":call", tostring(body):gsub("^[^:]*:%d+: ", ""), 2) end
-  local resend = action:find("^Describe") ~= nil
+  local body, resend
+  body, resend, params = request.call(action, params)
+  if not body then fail(":call", resend, 2) end -- (resend is the problem then)
   local res, err = run(self, st, function(ts)
     if st.signature == "v1" then return v1.call(self, st, action, params, ts, resend) end
     local raw, failure = raw_send(self, action, body, ts, resend)

@@ -21,4 +21,19 @@ function M.action(params)
   return body
 end
 
+--- call(action, params) -> body, resend, params | nil, problem: the
+-- arguments of client:call checked (an API name; a table, or nil for {})
+-- and the body built. resend: a Describe* action changes nothing, so it may
+-- be written again when a kept-alive connection dies under it.
+function M.call(action, params)
+  if type(action) ~= "string" or not action:find("^%u%w*$") then
+    return nil, "action must be an API name such as \"DescribePurgeQuota\""
+  end
+  if params == nil then params = {} end
+  if type(params) ~= "table" then return nil, "params must be a table (got " .. type(params) .. ")" end
+  local ok, body = pcall(M.action, params)
+  if not ok then return nil, (tostring(body):gsub("^[^:]*:%d+: ", "")) end
+  return body, action:find("^Describe") ~= nil, params
+end
+
 return M

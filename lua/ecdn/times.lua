@@ -24,6 +24,16 @@ local function unix(y, mo, d, h, mi, s)
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
 end
 
+--- now(clock, fallback) -> clock() when it gives unix seconds (nil when it
+-- gives anything else), or fallback() when there is no clock (a client's
+-- `clock` option, for tests).
+function M.now(clock, fallback)
+  if not clock then return fallback() end
+  local t = clock()
+  if type(t) ~= "number" or t ~= t or t < 0 then return nil end
+  return t
+end
+
 --- beijing(t) -> "YYYY-MM-DD HH:MM:SS" for unix seconds t.
 function M.beijing(t)
   return os.date("!%Y-%m-%d %H:%M:%S", math.floor(t) + BEIJING)

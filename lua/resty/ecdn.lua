@@ -29,6 +29,7 @@ local options = require "ecdn.options"
 local request = require "ecdn.request"
 local services = require "ecdn.services"
 local signer = require "ecdn.signer"
+local times = require "ecdn.times"
 local http = require "resty.ecdn.http"
 local limit = require "resty.ecdn.limit"
 local semaphore = require "ngx.semaphore"
@@ -167,10 +168,8 @@ local function phase_error(fn)
 end
 
 local function timestamp(self)
-  local clock = self.clock
-  if not clock then return ngx.time() end
-  local t = clock()
-  if type(t) ~= "number" or t ~= t or t < 0 then fail("", "clock() must return unix seconds", 4) end
+  local t = times.now(self.clock, ngx.time)
+  if not t then fail("", "clock() must return unix seconds", 4) end
   return math.floor(t)
 end
 
@@ -224,16 +223,10 @@ end
 -- under them (they change nothing); every other action at most once.
 function Client:call(action, params)
   check_self(self, "call")
-  if type(action) ~= "string" or not action:find("^%u%w*$") then
-    fail(":call", "action must be an API name such as \"DescribePurgeQuota\"", 2)
-  end
-  if params == nil then params = {} end
-  if type(params) ~= "table" then fail(":call", "params must be a table (got " .. type(params) .. ")", 2) end
-  local ok, body = pcall(request.action, params)
-  if not ok then fail(":call", tostring(body):gsub("^[^:]*:%d+: ", ""), 2) end
+  local body, resend = request.call(action, params)
+  if not body then fail(":call", resend, 2) end -- (resend is the problem then)
   local perr = phase_error("call")
   if perr then return nil, perr end
-  local resend = action:find("^Describe") ~= nil
   return self:_limited(decode.outcome(self:_send(action, body, resend)))
 end
 
