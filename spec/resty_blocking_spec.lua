@@ -1,11 +1,11 @@
 -- The regression of issue 10: a purge must not block its nginx worker. The
--- simulator answers after 500 ms (--delay-ms 500); one nginx worker. Proven
--- by order, not by the clock:
---  * 20 requests to a plain location, sent while the purge is at the
---    simulator, are all answered while the purge is still pending (a marker
---    the purge handler sets before and clears after its purge; and the
---    simulator has not answered it yet);
---  * five concurrent purges are all at the simulator at once (none answered);
+-- purges go through a hold point in this process (between nginx and the
+-- simulator) that reads each request and passes it on only when the test
+-- says so; one nginx worker. Proven by order, not by the clock:
+--  * 20 requests to a plain location, sent while a purge's request is held,
+--    are all answered while the purge is still pending (a marker the purge
+--    handler sets before and clears after its purge);
+--  * five concurrent purges are all held at once (none answered);
 --  * the check can fail: a handler that really blocks the worker makes the
 --    same 20 requests wait until it is done (they all see the marker cleared).
 local nginx = require "support.nginx"
@@ -14,19 +14,23 @@ local proc = require "support.proc"
 local socket = require "socket"
 
 describe("resty.ecdn does not block the nginx worker", function()
-  local s, n, marker_file
+  local s, n, marker_file, hold
 
   setup(function()
-    s = sim.start { args = { "--rate", "0", "--delay-ms", "500" } }
+    s = sim.start { args = { "--rate", "0" } }
     marker_file = proc.tmpname()
+    hold = assert(socket.bind("127.0.0.1", 0))
+    hold:settimeout(30) -- a purge that never arrives fails the test, not hangs it
+    local _, hold_port = hold:getsockname()
     n = nginx.start {
       workers = 1,
       helpers = true,
-      vars = { sim = s.port, id = s.secret_id, key = s.secret_key, marker = marker_file },
+      vars = { hold = hold_port, id = s.secret_id, key = s.secret_key, marker = marker_file },
+      -- keepalive_timeout = 0: one connection per purge, each held on its own
       init = [[
         local ecdn = require "resty.ecdn"
-        t.client = assert(ecdn.new { endpoint = "http://127.0.0.1:${sim}", secret_id = "${id}",
-                                     secret_key = "${key}", rate = 0 })
+        t.client = assert(ecdn.new { endpoint = "http://127.0.0.1:${hold}", secret_id = "${id}",
+                                     secret_key = "${key}", rate = 0, keepalive_timeout = 0 })
       ]],
       server = [[
         location = /purge { content_by_lua_block {
@@ -56,6 +60,7 @@ describe("resty.ecdn does not block the nginx worker", function()
   teardown(function()
     if n then n:stop() end
     if s then s:stop() end
+    if hold then hold:close() end
     if marker_file then os.remove(marker_file) end
   end)
 
@@ -63,18 +68,33 @@ describe("resty.ecdn does not block the nginx worker", function()
     assert.same({}, n:problems())
   end)
 
-  local function successes(st) return st.codes.Success or 0 end
+  -- Reads one HTTP message (head and Content-Length body) from c: its bytes.
+  local function read_message(c)
+    local lines, length = {}, 0
+    repeat
+      local line = assert(c:receive("*l"))
+      lines[#lines + 1] = line
+      length = tonumber(line:lower():match("^content%-length:%s*(%d+)")) or length
+    until line == ""
+    return table.concat(lines, "\r\n") .. "\r\n" .. (length > 0 and assert(c:receive(length)) or "")
+  end
 
-  -- Waits until the simulator has received `k` more API requests than in
-  -- `before`; returns that stats snapshot.
-  local function wait_requests(before, k)
-    local deadline = socket.gettime() + 20
-    while socket.gettime() < deadline do
-      local st = s:stats()
-      if st.requests - before.requests >= k then return st end
-      socket.sleep(0.005)
-    end
-    error("the simulator did not receive " .. k .. " requests")
+  -- Waits for nginx's next purge connection and reads its request, answering
+  -- nothing yet: the purge is in flight until pass(held).
+  local function take()
+    local c = assert(hold:accept())
+    c:settimeout(30)
+    return { conn = c, request = read_message(c) }
+  end
+
+  -- Sends a held request on to the simulator and its answer back to nginx.
+  local function pass(held)
+    local up = assert(socket.connect("127.0.0.1", s.port))
+    up:settimeout(30)
+    assert(up:send(held.request))
+    assert(held.conn:send(read_message(up)))
+    up:close()
+    held.conn:close()
   end
 
   -- 20 requests to /plain, all sent before any answer is read.
@@ -90,17 +110,12 @@ describe("resty.ecdn does not block the nginx worker", function()
   end
 
   it("answers 20 plain requests while a purge is pending", function()
-    local before = s:stats()
     local purge = n:begin("/purge?url=https://www.example.com/blocking/a.jpg")
-    local at_sim = wait_requests(before, 1)
-    assert.equal(successes(before), successes(at_sim)) -- still waiting for its answer
-    local answers = plain20()
-    local after = s:stats()
-    for i, body in ipairs(answers) do
+    local held = take() -- its request is out; no answer until pass
+    for i, body in ipairs(plain20()) do
       assert.equal("pending\n", body, "plain request " .. i .. " was answered after the purge")
     end
-    -- and the simulator had still not answered the purge when all 20 were in
-    assert.equal(successes(before), successes(after))
+    pass(held)
     local status, body = n:finish(purge)
     assert.equal(200, status)
     local out = require("cjson").decode(body)
@@ -108,17 +123,18 @@ describe("resty.ecdn does not block the nginx worker", function()
     assert.is_string(out.res.task_id)
   end)
 
-  it("runs five concurrent purges at once (all at the simulator, none answered yet)", function()
+  it("runs five concurrent purges at once (all sent, none answered yet)", function()
     local before = s:stats()
-    local conns = {}
+    local conns, held = {}, {}
     for i = 1, 5 do conns[i] = n:begin("/purge?url=https://www.example.com/blocking/c" .. i .. ".jpg") end
-    local st = wait_requests(before, 5)
-    assert.equal(successes(before), successes(st))
+    for i = 1, 5 do held[i] = take() end -- a worker that waited for each answer would send only one
+    for i = 1, 5 do pass(held[i]) end
     for i = 1, 5 do
       local status, body = n:finish(conns[i])
       assert.equal(200, status)
       assert.is_nil(require("cjson").decode(body).err)
     end
+    assert.equal(5, (s:stats().codes.Success or 0) - (before.codes.Success or 0))
   end)
 
   it("the check can fail: a handler that blocks the worker delays every plain request", function()

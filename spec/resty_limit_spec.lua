@@ -1,8 +1,9 @@
 -- The rate limiter of resty.ecdn in a real nginx with 2 workers: the
 -- lua_shared_dict store is exact (synthetic times), atomic under real
 -- contention between the two workers, shared by every worker (40 concurrent
--- purges against the simulator at --rate 20: no RequestLimitExceeded), and
--- the service's own refusal holds the limiter back.
+-- purges against the simulator at --rate 20: no RequestLimitExceeded, with
+-- the limiter's and the simulator's clocks both stopped and moved by the
+-- test), and the service's own refusal holds the limiter back.
 local nginx = require "support.nginx"
 local sim = require "support.sim"
 
@@ -11,7 +12,7 @@ describe("resty.ecdn's rate limiter in nginx (2 workers)", function()
   local ID2, KEY2 = "AKIDRESTYLIMIT2000000000000000000000", "RestyLimitSecondKey0000000000000"
 
   setup(function()
-    s = sim.start { args = { "--rate", "20" }, log = true }
+    s = sim.start { args = { "--rate", "20", "--fake-clock", "now" }, log = true }
     s2 = sim.start { args = { "--rate", "1", "--fake-clock", "now", "--secret", ID2 .. ":" .. KEY2 } }
     n = nginx.start {
       workers = 2,
@@ -72,9 +73,30 @@ describe("resty.ecdn's rate limiter in nginx (2 workers)", function()
         local ecdn = require "resty.ecdn"
         t.client = assert(ecdn.new { endpoint = "http://127.0.0.1:${sim}", secret_id = "${id}",
                                      secret_key = "${key}", limit_dict = "ecdn_limit", rate = 20 })
+        -- The limiter's clock: a time in the shared dict that only /advance
+        -- moves (the simulator's is stopped too), so which purge goes in
+        -- which window is the test's choice, not the scheduler's. A purge
+        -- the limiter refuses is counted, and waits here until the clock
+        -- has moved: no retry depends on how long the test takes to move it.
+        local lim, hammer = t.client.limiter, ngx.shared.hammer
+        lim.clock = function() return hammer:get("now") or 1000 end
+        local take = lim.store.take
+        lim.store.take = function(st, now, rate, window)
+          local wait = take(st, now, rate, window)
+          if wait > 0 and not ngx.ctx.refused then
+            ngx.ctx.refused = true
+            hammer:incr("refused_purges", 1, 0)
+            while lim.clock() == now do ngx.sleep(0.01) end
+          end
+          return wait
+        end
       ]],
       server = [[
         location = /purge { content_by_lua_block { t.say(t.client:purge{ ngx.unescape_uri(ngx.var.arg_url) }) } }
+        location = /advance { content_by_lua_block {
+          ngx.say(ngx.shared.hammer:incr("now", tonumber(ngx.var.arg_by), 1000))
+        } }
+        location = /refused { content_by_lua_block { ngx.say(ngx.shared.hammer:get("refused_purges") or 0) } }
         location = /hammer { content_by_lua_block {
           local d = ngx.shared.hammer
           ngx.say(require("cjson").encode { done = d:get("done") or 0, granted = d:get("granted") or 0,
@@ -161,6 +183,19 @@ describe("resty.ecdn's rate limiter in nginx (2 workers)", function()
     for i = 1, 40 do
       conns[i] = n:begin("/purge?url=https://www.example.com/limit/c" .. i .. ".jpg", { timeout = 60 })
     end
+    -- Both clocks stand still: one shared limiter lets 20 go and holds 20
+    -- back (20 at the simulator, 20 refused), wherever the kernel put them.
+    local function refused() return tonumber((select(2, n:get("/refused")))) end
+    local sent, held
+    local deadline = os.time() + 60
+    repeat
+      sent, held = s:stats().requests - before.requests, refused()
+    until sent + held >= 40 or os.time() > deadline
+    assert.equal(20, sent)
+    assert.equal(20, held)
+    -- More than a window later on both clocks (whole seconds: exact sums): the other 20 go.
+    s:advance(2)
+    n:get("/advance?by=2")
     local pids, failed = {}, {}
     for i = 1, 40 do
       local status, body = n:finish(conns[i])
