@@ -29,6 +29,14 @@ describe("ecdn.client options", function()
     assert.has_error(function() ecdn.client { secret_id = ID, secret_key = KEY, timeout = 0 / 0 } end)
   end)
 
+  it("refuses a clock that does not give unix seconds", function()
+    for _, bad in ipairs { "1700000000", -1, 0 / 0 } do
+      assert.has_error(function()
+        ecdn.client { secret_id = ID, secret_key = KEY, clock = function() return bad end }
+      end, "ecdn.client: clock() must return unix seconds")
+    end
+  end)
+
   it("refuses ids and keys with surrounding whitespace, without echoing them", function()
     for _, opts in ipairs {
       { secret_id = " " .. ID, secret_key = KEY },

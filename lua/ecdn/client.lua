@@ -103,7 +103,13 @@ function M.new(opts)
   local provider = opts.credentials or credentials.default {
     secret_id = opts.secret_id, secret_key = opts.secret_key, token = opts.token, cvm_role = metadata_option(),
   }
-  local refresher = credentials.refresher(provider, opts.clock or os.time)
+  -- (It reads the clock option too: checked the same way.)
+  local clock = opts.clock
+  local refresher = credentials.refresher(provider, clock and function()
+    local t = times.now(clock, os.time)
+    if not t then error("ecdn.client: clock() must return unix seconds", 0) end
+    return t
+  end or os.time)
   local cred, err = refresher:current()
   if not cred then return nil, err end
   local ok, c = pcall(core.new, {
