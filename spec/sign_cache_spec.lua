@@ -9,23 +9,11 @@
 local core = require "ecdn.core"
 
 local openssl = require "support.openssl"
-local hex, sha256_hex = openssl.hex, openssl.sha256_hex
-local function hmac(key, data) return openssl.hmac("sha256", key, data) end
-
--- The whole TC3 algorithm again, fresh every time (no cache anywhere).
+-- The whole TC3 algorithm again, fresh every time (no cache anywhere):
+-- the signature and the UTC date it used.
 local function reference(q)
-  local ct = q.content_type or "application/json"
-  local signed = q.sign_action and "content-type;host;x-tc-action" or "content-type;host"
-  local canonical = "POST\n/\n\ncontent-type:" .. ct .. "\nhost:" .. q.host .. "\n"
-    .. (q.sign_action and ("x-tc-action:" .. q.action:lower() .. "\n") or "")
-    .. "\n" .. signed .. "\n" .. sha256_hex(q.payload)
-  local date = os.date("!%Y-%m-%d", q.timestamp)
-  local scope = date .. "/" .. q.service .. "/tc3_request"
-  local sts = "TC3-HMAC-SHA256\n" .. q.timestamp .. "\n" .. scope .. "\n" .. sha256_hex(canonical)
-  local k = hmac("TC3" .. q.secret_key, date)
-  k = hmac(k, q.service)
-  k = hmac(k, "tc3_request")
-  return hex(hmac(k, sts)), date
+  local r = openssl.tc3(q)
+  return r.signature, r.date
 end
 
 local P1 = '{"Limit": 1, "Filters": [{"Values": ["\\u672a\\u547d\\u540d"], "Name": "instance-name"}]}'

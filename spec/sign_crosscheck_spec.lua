@@ -3,7 +3,7 @@
 local core = require "ecdn.core"
 
 local openssl = require "support.openssl"
-local hex, sha256_hex, hmac = openssl.hex, openssl.sha256_hex, openssl.hmac
+local hmac = openssl.hmac
 
 local function rand_bytes(n, alphabet)
   local t = {}
@@ -44,25 +44,7 @@ local function rand_payload()
   return '{"Urls": ["https://a.com/' .. table.concat(t) .. '"]}'
 end
 
-local function reference_tc3(q)
-  local ct = q.content_type or "application/json"
-  local signed = q.sign_action and "content-type;host;x-tc-action" or "content-type;host"
-  local canonical = "POST\n/\n\ncontent-type:" .. ct .. "\nhost:" .. q.host .. "\n"
-    .. (q.sign_action and ("x-tc-action:" .. q.action:lower() .. "\n") or "")
-    .. "\n" .. signed .. "\n" .. sha256_hex(q.payload)
-  local date = os.date("!%Y-%m-%d", q.timestamp)
-  local scope = date .. "/" .. q.service .. "/tc3_request"
-  local sts = "TC3-HMAC-SHA256\n" .. q.timestamp .. "\n" .. scope .. "\n" .. sha256_hex(canonical)
-  local k = hmac("sha256", "TC3" .. q.secret_key, date)
-  k = hmac("sha256", k, q.service)
-  k = hmac("sha256", k, "tc3_request")
-  local sig = hex(hmac("sha256", k, sts))
-  return {
-    canonical_request = canonical, string_to_sign = sts, signature = sig,
-    authorization = "TC3-HMAC-SHA256 Credential=" .. q.secret_id .. "/" .. scope
-      .. ", SignedHeaders=" .. signed .. ", Signature=" .. sig,
-  }
-end
+local reference_tc3 = openssl.tc3
 
 describe("signers agree with an independent implementation", function()
 

@@ -9,15 +9,7 @@ local T = 1700000000 -- 2023-11-15 06:13:20 in Beijing
 
 local CDN = { service = "cdn" }
 
-local function call(s, action, params, opts)
-  local o = { timestamp = math.floor(s:now()) }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  local status, raw, decoded = sim.raw_request(s.port, action, cjson.encode(params), o)
-  assert.equal(200, status, raw)
-  assert.is_table(decoded, raw)
-  local err = decoded.Response.Error
-  return err and err.Code, decoded.Response
-end
+local call = sim.api_call -- (s, action, params, opts) -> error code | nil, Response
 
 local function urls(n, prefix)
   local t = {}

@@ -8,16 +8,7 @@ local cjson = require "cjson"
 
 local T = 1700000000 -- 2023-11-14 22:13:20 UTC = 2023-11-15 06:13:20 in Beijing
 
--- Returns the error code (nil on success) and the Response.
-local function call(s, action, params, opts)
-  local o = { timestamp = math.floor(s:now()) }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  local status, raw, decoded = sim.raw_request(s.port, action, cjson.encode(params), o)
-  assert.equal(200, status, raw)
-  assert.is_table(decoded, raw)
-  local err = decoded.Response.Error
-  return err and err.Code, decoded.Response
-end
+local call = sim.api_call -- (s, action, params, opts) -> error code | nil, Response
 
 local function purge(s, urls, opts, extra)
   local params = { Urls = urls }

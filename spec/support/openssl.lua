@@ -26,4 +26,28 @@ function M.hmac(alg, key, data)
   return dgst("-" .. alg .. " -mac HMAC -macopt hexkey:" .. M.hex(key), data)
 end
 
+--- tc3(q) -> {canonical_request, string_to_sign, signature, authorization,
+-- date}: the whole TC3 algorithm written out again, hashing done by openssl
+-- (q: the fields of core.sign_tc3; no cache anywhere).
+function M.tc3(q)
+  local ct = q.content_type or "application/json"
+  local signed = q.sign_action and "content-type;host;x-tc-action" or "content-type;host"
+  local canonical = "POST\n/\n\ncontent-type:" .. ct .. "\nhost:" .. q.host .. "\n"
+    .. (q.sign_action and ("x-tc-action:" .. q.action:lower() .. "\n") or "")
+    .. "\n" .. signed .. "\n" .. M.sha256_hex(q.payload)
+  local date = os.date("!%Y-%m-%d", q.timestamp)
+  local scope = date .. "/" .. q.service .. "/tc3_request"
+  local sts = "TC3-HMAC-SHA256\n" .. q.timestamp .. "\n" .. scope .. "\n" .. M.sha256_hex(canonical)
+  local k = M.hmac("sha256", "TC3" .. q.secret_key, date)
+  k = M.hmac("sha256", k, q.service)
+  k = M.hmac("sha256", k, "tc3_request")
+  local sig = M.hex(M.hmac("sha256", k, sts))
+  return {
+    canonical_request = canonical, string_to_sign = sts, signature = sig,
+    date = date,
+    authorization = "TC3-HMAC-SHA256 Credential=" .. q.secret_id .. "/" .. scope
+      .. ", SignedHeaders=" .. signed .. ", Signature=" .. sig,
+  }
+end
+
 return M

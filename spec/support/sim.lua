@@ -413,16 +413,22 @@ function Conn:request_v1(action, params, opts)
   return status, rbody, cjson.decode(rbody), headers
 end
 
--- One V1 request on a fresh connection: status, body, decoded, headers.
-function M.v1_request(port, action, params, opts)
+-- Connection method `method` (request or request_v1) on a fresh connection
+-- that closes after it (unless opts say otherwise).
+local function one_shot(port, method, action, payload, opts)
   local c, err = M.connect(port)
   if not c then return nil, err end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
   o.connection = o.connection or "close"
-  local status, rbody, decoded, headers = c:request_v1(action, params, o)
+  local status, rbody, decoded, headers = c[method](c, action, payload, o)
   c:close()
   return status, rbody, decoded, headers
+end
+
+-- One V1 request on a fresh connection: status, body, decoded, headers.
+function M.v1_request(port, action, params, opts)
+  return one_shot(port, "request_v1", action, params, opts)
 end
 
 -- "YYYY-MM-DD HH:MM:SS" in Beijing time (UTC+8) of unix time t: the
@@ -463,14 +469,22 @@ end
 -- headers (decoded is nil when the body is not JSON; status is nil, err when
 -- the connection failed or was closed without an answer).
 function M.raw_request(port, action, body, opts)
-  local c, err = M.connect(port)
-  if not c then return nil, err end
-  local o = {}
+  return one_shot(port, "request", action, body, opts)
+end
+
+--- api_call(s, action, params [, opts]) -> error code (nil on success),
+-- Response: one signed request to simulator s with params JSON-encoded,
+-- timestamped on its clock unless opts say otherwise; a 200 with a JSON
+-- answer is asserted.
+function M.api_call(s, action, params, opts)
+  local o = { timestamp = math.floor(s:now()) }
   for k, v in pairs(opts or {}) do o[k] = v end
-  o.connection = o.connection or "close"
-  local status, rbody, decoded, headers = c:request(action, body, o)
-  c:close()
-  return status, rbody, decoded, headers
+  local status, raw, decoded = M.raw_request(s.port, action, cjson.encode(params), o)
+  local check = require "luassert" -- busted's assert (required here: only specs call this)
+  check.equal(200, status, raw)
+  check.is_table(decoded, raw)
+  local err = decoded.Response.Error
+  return err and err.Code, decoded.Response
 end
 
 return M
