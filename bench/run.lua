@@ -279,18 +279,13 @@ if best.pair_lua54_wall then
         paired("jit_cpu"), "")
   end
 end
-row("client:purge, Lua 5.4, wall-clock (best runs)",
-    us("lua54_purge_wall_us"), "curl floor, wall-clock", us("curl_wall_us"),
-    ratio("lua54_purge_wall_us", "curl_wall_us"))
-row("client:purge, LuaJIT, wall-clock (best runs)",
-    us("jit_purge_wall_us"), "curl floor, wall-clock", us("curl_wall_us"),
-    ratio("jit_purge_wall_us", "curl_wall_us"))
-row("client:purge, Lua 5.4, client CPU (best runs)",
-    us("lua54_purge_cpu_us"), "curl floor, client CPU", us("curl_cpu_us"),
-    ratio("lua54_purge_cpu_us", "curl_cpu_us"))
-row("client:purge, LuaJIT, client CPU (best runs)",
-    us("jit_purge_cpu_us"), "curl floor, client CPU", us("curl_cpu_us"),
-    ratio("jit_purge_cpu_us", "curl_cpu_us"))
+for _, m in ipairs { { "wall-clock", "wall" }, { "client CPU", "cpu" } } do
+  for _, v in ipairs { { "Lua 5.4", "lua54" }, { "LuaJIT", "jit" } } do
+    local ours, floor = v[2] .. "_purge_" .. m[2] .. "_us", "curl_" .. m[2] .. "_us"
+    row("client:purge, " .. v[1] .. ", " .. m[1] .. " (best runs)", us(ours), "curl floor, " .. m[1], us(floor),
+        ratio(ours, floor))
+  end
+end
 section("Where a purge's time goes (Lua 5.4; the curl floor driven the way src/http.c drives libcurl)")
 row("curl floor + multi interface, header list each, wall", us("http_like_curl_wall_us"), "curl floor, wall-clock",
     us("curl_wall_us"), ratio("http_like_curl_wall_us", "curl_wall_us"))
