@@ -6,6 +6,7 @@
 local core = require "ecdn.core"
 local decode = require "ecdn.decode"
 local ecdn = require "ecdn"
+local gc = require "support.gc"
 local raw = require "support.raw"
 
 local task_answer = core.task_answer
@@ -162,25 +163,15 @@ describe("ecdn.client's per-request memory", function()
       local res, err = c:purge { url }
       if res then got[url] = res else inner_failed = err end
     end
-    local newproxy = rawget(_G, "newproxy") -- LuaJIT: __gc only on userdata
-    local function garbage()
-      if newproxy then
-        getmetatable(newproxy(true)).__gc = on_gc
-      else
-        setmetatable({}, { __gc = on_gc })
-      end
-    end
     -- A collector that never rests, so that finalizers also run while C
     -- pushes an answer (after the request, before the call returns).
-    local pause = collectgarbage("setpause", 0)
-    local stepmul = collectgarbage("setstepmul", 1000)
+    local restore = gc.restless()
     for i = 1, 300 do
-      for _ = 1, 3 do garbage() end
+      for _ = 1, 3 do gc.garbage(on_gc) end
       local url = "https://www.example.com/outer/" .. i .. ".jpg"
       got[url] = assert(c:purge { url })
     end
-    collectgarbage("setpause", pause)
-    collectgarbage("setstepmul", stepmul)
+    restore()
     collectgarbage()
     collectgarbage()
     c:close()

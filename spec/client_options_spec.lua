@@ -2,6 +2,7 @@
 -- requests go to a closed port at most, except where the lifecycle needs a
 -- live connection (the simulator).
 local ecdn = require "ecdn"
+local gc = require "support.gc"
 local proc = require "support.proc"
 local raw = require "support.raw"
 local sim = require "support.sim"
@@ -138,13 +139,7 @@ describe("ecdn.client options", function()
       proc.kill(pid)
       os.remove(requests)
     end)
-    local pause = collectgarbage("setpause", 0)
-    local stepmul = collectgarbage("setstepmul", 1000)
-    finally(function()
-      collectgarbage("setpause", pause)
-      collectgarbage("setstepmul", stepmul)
-    end)
-    local newproxy = rawget(_G, "newproxy") -- LuaJIT: __gc only on userdata
+    finally(gc.restless())
     -- (Lua 5.2 and 5.3 collect far more slowly with a pause of 0: fewer rounds there.)
     local rounds = (_VERSION == "Lua 5.2" or _VERSION == "Lua 5.3") and 30 or 300
     local closed_clients = {}
@@ -157,7 +152,7 @@ describe("ecdn.client options", function()
       local got = 0
       while got < 3 do
         for _ = 1, 100 do
-          if newproxy then getmetatable(newproxy(true)).__gc = on_gc else setmetatable({}, { __gc = on_gc }) end
+          gc.garbage(on_gc)
         end
         local ok, r = pcall(c._wait, c, 1)
         if not ok then

@@ -8,6 +8,7 @@
 -- finalizer that signs while sign_tc3 builds its answer does not disturb it.
 local core = require "ecdn.core"
 
+local gc = require "support.gc"
 local openssl = require "support.openssl"
 -- The whole TC3 algorithm again, fresh every time (no cache anywhere):
 -- the signature and the UTC date it used.
@@ -203,17 +204,8 @@ describe("sign_tc3 with finalizers that sign", function()
       inner_runs = inner_runs + 1
       if r.signature ~= want_inner then inner_ok = false end
     end
-    local newproxy = rawget(_G, "newproxy") -- LuaJIT: __gc only on userdata
-    local function garbage()
-      if newproxy then
-        local u = newproxy(true)
-        getmetatable(u).__gc = on_gc
-      else
-        setmetatable({}, { __gc = on_gc })
-      end
-    end
     for i = 1, 3000 do
-      garbage()
+      gc.garbage(on_gc)
       local r = core.sign_tc3(vector())
       assert.equal(VECTORS.A[2], r.signature, "call " .. i)
       assert.equal("cvm.tencentcloudapi.com", r.headers.Host)
