@@ -148,23 +148,25 @@ function M.outcome(raw, failure)
   return M.response(raw)
 end
 
---- task(raw, failure) -> {task_id, request_id, attempts} | nil, err, for the
--- purge actions.
 local task_answer = core.task_answer
 
+--- task(raw, failure) -> {task_id, request_id, attempts} | nil, err, for the
+-- purge actions.
 function M.task(raw, failure)
+  local task_id, request_id
   if raw and raw.status == 200 and type(raw.body) == "string" then
     -- The common answer, recognised in C; it gives what the lines below would.
-    local task_id, request_id = task_answer(raw.body)
-    if task_id then return { task_id = task_id, request_id = request_id, attempts = raw.attempts } end
+    task_id, request_id = task_answer(raw.body)
   end
-  local resp, err = M.outcome(raw, failure)
-  if not resp then return nil, err end
-  local task_id = clean(resp.TaskId, M.MAX_ID)
-  if not task_id or task_id == "" then
-    return nil, parse_error(raw.status, "response has no TaskId", resp.RequestId)
+  if not task_id then
+    local resp, err = M.outcome(raw, failure)
+    if not resp then return nil, err end
+    task_id, request_id = clean(resp.TaskId, M.MAX_ID), resp.RequestId
+    if not task_id or task_id == "" then
+      return nil, parse_error(raw.status, "response has no TaskId", request_id)
+    end
   end
-  return { task_id = task_id, request_id = resp.RequestId, attempts = raw.attempts }
+  return { task_id = task_id, request_id = request_id, attempts = raw.attempts }
 end
 
 return M
