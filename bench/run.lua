@@ -257,6 +257,14 @@ row("core.sign_tc3{debug = false}, Lua 5.4", rate("lua54_tc3_one_nodebug"), node
     ratio("lua54_tc3_one_nodebug", "node_sign3"))
 row("core.sign_tc3{debug = false}, LuaJIT", rate("jit_tc3_one_nodebug"), node_name, rate("node_sign3"),
     ratio("jit_tc3_one_nodebug", "node_sign3"))
+-- The prepared signer (core.tc3_signer): :authorization gives what sign3
+-- gives (the Authorization value); :sign also the headers table.
+for _, interp in ipairs { { "lua54_", "Lua 5.4" }, { "jit_", "LuaJIT" } } do
+  row("tc3_signer:authorization, " .. interp[2], rate(interp[1] .. "prepared_authorization"), node_name,
+      rate("node_sign3"), ratio(interp[1] .. "prepared_authorization", "node_sign3"))
+  row("tc3_signer:sign, " .. interp[2], rate(interp[1] .. "prepared_sign"), node_name, rate("node_sign3"),
+      ratio(interp[1] .. "prepared_sign", "node_sign3"))
+end
 row("ecdn_sign_tc3, the C signer (no Lua)", rate("ours_c"), "C floor, day key cached", rate("floor_cached"),
     ratio("ours_c", "floor_cached", "%.2fx"))
 row("ecdn_sign_tc3, omit_debug", rate("ours_c_nodebug"), "C floor, day key cached", rate("floor_cached"),
@@ -298,6 +306,7 @@ if STAGES then
       us("http_like_curl_cpu_us"), ratio("lua54_stage_send_cpu_us", "http_like_curl_cpu_us"))
   row("stage: body (request.purge_urls), CPU", us("lua54_stage_body_cpu_us"), "", "", "")
   row("stage: signature (signer.tc3, in Lua), CPU", us("lua54_stage_sign_cpu_us"), "", "", "")
+  row("stage: signature (signer.prepare():request), CPU", us("lua54_stage_sign_prepared_cpu_us"), "", "", "")
   row("stage: decoding (decode.task), CPU", us("lua54_stage_decode_cpu_us"), "", "", "")
 end
 if best.instr_curl then

@@ -12,7 +12,11 @@
  * timestamp and of the size forgets the key first (either signer), bits 4
  * and 5 of the timestamp clear the small signer's cache. Bit 0 of the
  * size asks for no debug strings; bit 1 reuses the previous input's result
- * without freeing it. */
+ * without freeing it. The prepared signer (ecdn_tc3_prepare) must refuse what
+ * the signer refuses and give the same bytes for the rest, at the input's
+ * timestamp, at a day's distance and at the input's again (its day key must
+ * follow the date); it lives across inputs while their fields stay the same.
+ * Its borrowing variant (ecdn.client's) is checked at the input's timestamp. */
 #define _POSIX_C_SOURCE 200809L
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -52,6 +56,46 @@ static int str_same(ecdn_str a, const char *p, size_t n)
 {
     return a.len == n && (n == 0 || memcmp(a.ptr, p, n) == 0);
 }
+
+static int str_eq(ecdn_str a, ecdn_str b)
+{
+    return (a.ptr == NULL) == (b.ptr == NULL) && str_same(a, b.ptr, b.len);
+}
+
+static int same_fields(const ecdn_tc3_request *a, const ecdn_tc3_request *b)
+{
+    return str_eq(a->secret_id, b->secret_id) && str_eq(a->secret_key, b->secret_key) &&
+           str_eq(a->service, b->service) && str_eq(a->host, b->host) && str_eq(a->version, b->version) &&
+           str_eq(a->region, b->region) && str_eq(a->token, b->token) && str_eq(a->language, b->language) &&
+           str_eq(a->content_type, b->content_type) && a->sign_action == b->sign_action;
+}
+
+/* The prepared signer's signature of q at ts is byte for byte `want`. */
+static void check_prepared(ecdn_tc3_prepared *p, const ecdn_tc3_request *q, long long ts,
+                           const ecdn_tc3_result *want)
+{
+    ecdn_tc3_result got;
+    const char *bad = NULL;
+    size_t k;
+    ecdn_tc3_result_init(&got);
+    FUZZ_CHECK(ecdn_tc3_prepared_sign(p, q->action, q->payload, ts, q->omit_debug, &got, &bad) == ECDN_OK);
+    FUZZ_CHECK(strcmp(got.signature, want->signature) == 0 && strcmp(got.date, want->date) == 0);
+    FUZZ_CHECK(same(&got.authorization, want->authorization.data, want->authorization.len));
+    FUZZ_CHECK(got.canonical_request.len == want->canonical_request.len &&
+               (got.canonical_request.len == 0 ||
+                memcmp(got.canonical_request.data, want->canonical_request.data, got.canonical_request.len) == 0));
+    FUZZ_CHECK(got.string_to_sign.len == want->string_to_sign.len &&
+               (got.string_to_sign.len == 0 ||
+                memcmp(got.string_to_sign.data, want->string_to_sign.data, got.string_to_sign.len) == 0));
+    FUZZ_CHECK(got.nheaders == want->nheaders);
+    for (k = 0; k < got.nheaders; k++) {
+        FUZZ_CHECK(got.headers[k].name == want->headers[k].name);
+        FUZZ_CHECK(str_same(got.headers[k].value, want->headers[k].value.ptr, want->headers[k].value.len));
+    }
+    ecdn_tc3_result_free(&got);
+}
+
+static ecdn_tc3_prepared *prepared; /* lives across inputs while their fields are the same */
 
 static ecdn_tc3_signer *small_signer;
 static ecdn_tc3_result kept; /* reused across inputs */
@@ -238,6 +282,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(sts);
         free(auth);
         free(key);
+    }
+    {
+        int prc = ECDN_OK;
+        const char *pbad = NULL;
+        if (prepared && !same_fields(ecdn_tc3_prepared_fields(prepared), &q)) {
+            ecdn_tc3_prepared_free(prepared);
+            prepared = NULL;
+        }
+        if (prepared == NULL) prepared = ecdn_tc3_prepare(&q, &prc, &pbad);
+        {
+            /* The borrowing variant (ecdn.client's) refuses the same fields and signs the same. */
+            int brc = ECDN_OK;
+            const char *bbad = NULL;
+            ecdn_tc3_prepared *b = ecdn_tc3_prepare_borrowed(&q, &brc, &bbad);
+            FUZZ_CHECK((b == NULL) == (prepared == NULL) && brc == prc);
+            if (b && expect_ok) check_prepared(b, &q, ts, &r);
+            ecdn_tc3_prepared_free(b);
+        }
+        if (!expect_ok) {
+            if (prepared == NULL) FUZZ_CHECK(prc == ECDN_EFIELD && pbad != NULL);
+            else {
+                ecdn_tc3_result t;
+                ecdn_tc3_result_init(&t);
+                prc = ecdn_tc3_prepared_sign(prepared, q.action, q.payload, ts, q.omit_debug, &t, &pbad);
+                FUZZ_CHECK((prc == ECDN_EFIELD || prc == ECDN_ERANGE) && pbad != NULL && t.nheaders == 0);
+                ecdn_tc3_result_free(&t);
+            }
+        } else {
+            ecdn_tc3_request q2 = q;
+            ecdn_tc3_result other;
+            FUZZ_CHECK(prepared != NULL && prc == ECDN_OK);
+            check_prepared(prepared, &q, ts, &r);
+            q2.timestamp = ts + 86400 <= ECDN_MAX_TIMESTAMP ? ts + 86400 : ts - 86400;
+            ecdn_tc3_result_init(&other);
+            FUZZ_CHECK(ecdn_sign_tc3(&q2, &other, &pbad) == ECDN_OK);
+            check_prepared(prepared, &q, q2.timestamp, &other);
+            ecdn_tc3_result_free(&other);
+            check_prepared(prepared, &q, ts, &r);
+        }
     }
     if (!reuse) {
         ecdn_tc3_result_free(&r);

@@ -42,6 +42,7 @@ typedef struct {
     credentials cred;        /* the only copy; wiped when replaced or freed */
     /* Absent optional fields have data == NULL. All are wiped when freed. */
     ecdn_buf service, host, version, region, language, url;
+    ecdn_tc3_prepared *tc3;  /* borrows cred and target; made on first use, freed before either changes */
     scratch *spare;          /* NULL until the first request */
     int spare_busy;          /* a request is using it (or a raise cut one short) */
     int waiting;             /* _wait is running: a close() meanwhile is put off */
@@ -87,6 +88,13 @@ static void credentials_free(credentials *c)
     ecdn_buf_free(&c->token);
 }
 
+/* Drops (and wipes) the prepared signer: the credentials or the target changed. */
+static void drop_signer(client *c)
+{
+    ecdn_tc3_prepared_free(c->tc3);
+    c->tc3 = NULL;
+}
+
 /* final: the collector's call (no request can be running then). Otherwise
  * (close(), perhaps from a finalizer the collector runs in the middle of a
  * call on this client): a request being answered keeps the spare until the
@@ -109,6 +117,7 @@ static void client_free(client *c, int final)
     }
     ecdn_http_free(c->http);
     c->http = NULL;
+    drop_signer(c);
     credentials_free(&c->cred);
     ecdn_buf_free(&c->service);
     ecdn_buf_free(&c->host);
@@ -269,6 +278,7 @@ static int l_set_credentials(lua_State *L)
     lua_setmetatable(L, -2);
     read_credentials(L, 2, "ecdn.client:set_credentials", fresh);
     still_open(L, c, NULL, "set_credentials"); /* (a finalizer may have closed it meanwhile) */
+    drop_signer(c);
     credentials_free(&c->cred);
     c->cred = *fresh;            /* the buffers move; the husk must not free them */
     memset(fresh, 0, sizeof *fresh);
@@ -306,20 +316,21 @@ static void sign_request(lua_State *L, client *c, scratch *s, ecdn_str action, e
     int rc;
 
     still_open(L, c, s, fn);
-    memset(&q, 0, sizeof q);
-    q.secret_id = str_of(&c->cred.secret_id);
-    q.secret_key = str_of(&c->cred.secret_key);
-    q.token = str_of(&c->cred.token);
-    q.service = str_of(&c->service);
-    q.host = str_of(&c->host);
-    q.version = str_of(&c->version);
-    q.region = str_of(&c->region);
-    q.language = str_of(&c->language);
-    q.action = action;
-    q.payload = body;
-    q.timestamp = ts;
-    q.omit_debug = 1; /* nobody reads the canonical request here */
-    rc = ecdn_sign_tc3(&q, &s->sig, &bad);
+    rc = ECDN_OK;
+    if (c->tc3 == NULL) {
+        memset(&q, 0, sizeof q);
+        q.secret_id = str_of(&c->cred.secret_id);
+        q.secret_key = str_of(&c->cred.secret_key);
+        q.token = str_of(&c->cred.token);
+        q.service = str_of(&c->service);
+        q.host = str_of(&c->host);
+        q.version = str_of(&c->version);
+        q.region = str_of(&c->region);
+        q.language = str_of(&c->language);
+        c->tc3 = ecdn_tc3_prepare_borrowed(&q, &rc, &bad); /* the client's buffers: one copy of the key */
+    }
+    /* (nobody reads the canonical request here: omit_debug) */
+    if (rc == ECDN_OK) rc = ecdn_tc3_prepared_sign(c->tc3, action, body, ts, 1, &s->sig, &bad);
     if (rc != ECDN_OK) release_scratch(c, s);
     if (rc == ECDN_EFIELD || rc == ECDN_ERANGE)
         luaL_error(L, "ecdn.client:%s: cannot sign: field '%s' is invalid", fn, bad ? bad : "?");
@@ -573,6 +584,7 @@ static int l_set_target(lua_State *L)
     if (t->b[3].len > MAX_URL ||
         (strncmp(t->b[3].data, "http://", 7) != 0 && strncmp(t->b[3].data, "https://", 8) != 0))
         return luaL_error(L, "%s: url must be an http:// or https:// URL", fn);
+    drop_signer(c);
     ecdn_buf_free(&c->service);
     ecdn_buf_free(&c->host);
     ecdn_buf_free(&c->version);

@@ -135,13 +135,20 @@ static int tc3_scratch_gc(lua_State *L)
     return 0;
 }
 
+/* Stack slots of the Lua strings a header value may borrow (0: none; the
+ * value is then pushed from C). */
+typedef struct {
+    int host, action, version, content_type;
+} value_slots;
+
 /* A header value borrowed from a request field is that field's Lua string. */
-static void push_header_value(lua_State *L, const ecdn_tc3_request *q, ecdn_str v)
+static void push_header_value(lua_State *L, const ecdn_tc3_request *q, const value_slots *vs, ecdn_str v)
 {
-    if (v.ptr == q->host.ptr) lua_pushvalue(L, 1 + S_HOST);
-    else if (v.ptr == q->action.ptr) lua_pushvalue(L, 1 + S_ACTION);
-    else if (v.ptr == q->version.ptr) lua_pushvalue(L, 1 + S_VERSION);
-    else if (q->content_type.ptr && v.ptr == q->content_type.ptr) lua_pushvalue(L, 1 + S_CT);
+    if (vs->host && v.ptr == q->host.ptr) lua_pushvalue(L, vs->host);
+    else if (vs->action && v.ptr == q->action.ptr) lua_pushvalue(L, vs->action);
+    else if (vs->version && v.ptr == q->version.ptr) lua_pushvalue(L, vs->version);
+    else if (vs->content_type && q->content_type.ptr && v.ptr == q->content_type.ptr)
+        lua_pushvalue(L, vs->content_type);
     else lua_pushlstring(L, v.ptr, v.len);
 }
 
@@ -152,55 +159,25 @@ static void set_result(lua_State *L, int key, const char *p, size_t n)
     lua_rawset(L, -3);
 }
 
-static int l_sign_tc3(lua_State *L)
+/* The scratch result when free, else one of the call's own (a call made
+ * from a finalizer while another pushes its answer). */
+static ecdn_tc3_result *take_result(lua_State *L, tc3_scratch *sc, int *own)
 {
-    static const char *fn = "sign_tc3";
-    ecdn_tc3_request q;
     ecdn_tc3_result *r;
-    tc3_scratch *sc = (tc3_scratch *)lua_touserdata(L, lua_upvalueindex(UP_SCRATCH));
-    const char *bad;
-    size_t i;
-    int rc, own, h = 0;
-
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    tc3_from_lua(L, fn, &q);
-
-    own = sc->busy;
-    if (own) {
-        r = (ecdn_tc3_result *)lua_newuserdata(L, sizeof *r);
-        ecdn_tc3_result_init(r);
-        luaL_getmetatable(L, TC3_RESULT_MT);
-        lua_setmetatable(L, -2);
-    } else {
-        r = &sc->r;
+    *own = sc->busy;
+    if (!*own) {
         sc->busy = 1;
+        return &sc->r;
     }
-    rc = ecdn_sign_tc3(&q, r, &bad);
-    if (rc != ECDN_OK) {
-        ecdn_tc3_result_free(r);
-        if (!own) sc->busy = 0;
-        return sign_error(L, fn, rc, bad);
-    }
+    r = (ecdn_tc3_result *)lua_newuserdata(L, sizeof *r);
+    ecdn_tc3_result_init(r);
+    luaL_getmetatable(L, TC3_RESULT_MT);
+    lua_setmetatable(L, -2);
+    return r;
+}
 
-    /* A memory error raised below leaves busy set: later calls then take the
-     * own-result path, which is slower but as correct. */
-    lua_createtable(L, 0, q.omit_debug ? 3 : 5);
-    set_result(L, R_SIGNATURE, r->signature, 64);
-    set_result(L, R_AUTHORIZATION, r->authorization.data, r->authorization.len);
-    if (!q.omit_debug) {
-        set_result(L, R_CANONICAL, r->canonical_request.data, r->canonical_request.len);
-        set_result(L, R_STS, r->string_to_sign.data, r->string_to_sign.len);
-    }
-    lua_pushvalue(L, lua_upvalueindex(UP_RESULT(R_HEADERS)));
-    lua_createtable(L, 0, (int)r->nheaders);
-    for (i = 0; i < r->nheaders; i++) {
-        while (h < ECDN_TC3_MAX_HEADERS - 1 && ecdn_tc3_header_names[h] != r->headers[i].name) h++;
-        lua_pushvalue(L, lua_upvalueindex(UP_HEADER(h)));
-        push_header_value(L, &q, r->headers[i].value);
-        lua_rawset(L, -3);
-    }
-    lua_rawset(L, -3);
+static void release_result(tc3_scratch *sc, ecdn_tc3_result *r, int own)
+{
     if (own) {
         ecdn_tc3_result_free(r);
     } else {
@@ -211,17 +188,189 @@ static int l_sign_tc3(lua_State *L)
         r->nheaders = 0;
         sc->busy = 0;
     }
+}
+
+/* Pushes {signature, authorization, headers [, canonical_request,
+ * string_to_sign]}: the answer of sign_tc3 and of tc3_signer:sign. A memory
+ * error raised here leaves the scratch busy: later calls then take the
+ * own-result path, which is slower but as correct. */
+static void push_tc3_result(lua_State *L, const ecdn_tc3_request *q, const ecdn_tc3_result *r,
+                            const value_slots *vs)
+{
+    size_t i;
+    int h = 0;
+    lua_createtable(L, 0, q->omit_debug ? 3 : 5);
+    set_result(L, R_SIGNATURE, r->signature, 64);
+    set_result(L, R_AUTHORIZATION, r->authorization.data, r->authorization.len);
+    if (!q->omit_debug) {
+        set_result(L, R_CANONICAL, r->canonical_request.data, r->canonical_request.len);
+        set_result(L, R_STS, r->string_to_sign.data, r->string_to_sign.len);
+    }
+    lua_pushvalue(L, lua_upvalueindex(UP_RESULT(R_HEADERS)));
+    lua_createtable(L, 0, (int)r->nheaders);
+    for (i = 0; i < r->nheaders; i++) {
+        while (h < ECDN_TC3_MAX_HEADERS - 1 && ecdn_tc3_header_names[h] != r->headers[i].name) h++;
+        lua_pushvalue(L, lua_upvalueindex(UP_HEADER(h)));
+        push_header_value(L, q, vs, r->headers[i].value);
+        lua_rawset(L, -3);
+    }
+    lua_rawset(L, -3);
+}
+
+static int l_sign_tc3(lua_State *L)
+{
+    static const char *fn = "sign_tc3";
+    static const value_slots vs = { 1 + S_HOST, 1 + S_ACTION, 1 + S_VERSION, 1 + S_CT };
+    ecdn_tc3_request q;
+    ecdn_tc3_result *r;
+    tc3_scratch *sc = (tc3_scratch *)lua_touserdata(L, lua_upvalueindex(UP_SCRATCH));
+    const char *bad;
+    int rc, own;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    tc3_from_lua(L, fn, &q);
+    r = take_result(L, sc, &own);
+    rc = ecdn_sign_tc3(&q, r, &bad);
+    if (rc != ECDN_OK) {
+        release_result(sc, r, own);
+        return sign_error(L, fn, rc, bad);
+    }
+    push_tc3_result(L, &q, r, &vs);
+    release_result(sc, r, own);
+    return 1;
+}
+
+/* ---- core.tc3_signer: the prepared signer -------------------------------- */
+
+#define SIGNER_MT "ecdn.tc3_signer"
+
+typedef struct {
+    ecdn_tc3_prepared *p;        /* NULL once closed */
+} tc3_signer_ud;
+
+/* core.tc3_signer{secret_id, secret_key, service, host, version, [region,
+ * token, language, content_type, sign_action]} -> signer: the fields read
+ * and checked once, with sign_tc3's rules and messages (other fields are
+ * not read); action, payload and timestamp come with each signature. */
+static int l_tc3_signer(lua_State *L)
+{
+    static const char *fn = "tc3_signer";
+    ecdn_tc3_request q;
+    tc3_signer_ud *u;
+    const char *bad;
+    int rc;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    memset(&q, 0, sizeof q);
+    luaL_checkstack(L, S_NFIELDS + 8, fn);
+    tc3_string(L, fn, S_ID, 1, &q.secret_id);
+    tc3_string(L, fn, S_KEY, 1, &q.secret_key);
+    tc3_string(L, fn, S_SERVICE, 1, &q.service);
+    tc3_string(L, fn, S_HOST, 1, &q.host);
+    tc3_string(L, fn, S_VERSION, 1, &q.version);
+    tc3_string(L, fn, S_REGION, 0, &q.region);
+    tc3_string(L, fn, S_TOKEN, 0, &q.token);
+    tc3_string(L, fn, S_LANGUAGE, 0, &q.language);
+    tc3_string(L, fn, S_CT, 0, &q.content_type);
+    q.sign_action = tc3_boolean(L, fn, S_SIGN_ACTION, 0);
+
+    u = (tc3_signer_ud *)lua_newuserdata(L, sizeof *u);
+    u->p = NULL;
+    luaL_getmetatable(L, SIGNER_MT);
+    lua_setmetatable(L, -2);
+    u->p = ecdn_tc3_prepare(&q, &rc, &bad);
+    if (u->p == NULL) return sign_error(L, fn, rc, bad);
+    return 1;
+}
+
+/* Reads (action, payload, timestamp) at 2..4 and signs them into *r (the
+ * scratch's, or the call's own: see take_result); *q gets the request
+ * signed, for push_tc3_result. */
+static void signer_sign(lua_State *L, const char *fn, int omit_debug, tc3_scratch *sc, ecdn_tc3_result **r,
+                        int *own, ecdn_tc3_request *q)
+{
+    tc3_signer_ud *u = (tc3_signer_ud *)luaL_checkudata(L, 1, SIGNER_MT);
+    ecdn_str action, payload;
+    long long ts = 0;
+    const char *bad;
+    int rc;
+    action.ptr = luaL_checklstring(L, 2, &action.len);
+    payload.ptr = luaL_checklstring(L, 3, &payload.len);
+    if (lua_type(L, 4) != LUA_TNUMBER)
+        luaL_error(L, "%s: timestamp must be a number (got %s)", fn, luaL_typename(L, 4));
+    if (!ecdn_to_integer(L, 4, &ts) || ts < 0 || ts > ECDN_MAX_TIMESTAMP)
+        luaL_error(L, "%s: timestamp must be an integer in [0, 253402300799]", fn);
+    if (u->p == NULL) luaL_error(L, "%s: the signer is closed", fn);
+    *r = take_result(L, sc, own);
+    rc = ecdn_tc3_prepared_sign(u->p, action, payload, ts, omit_debug, *r, &bad);
+    if (rc != ECDN_OK) {
+        release_result(sc, *r, *own);
+        if (rc == ECDN_EFIELD) luaL_error(L, "%s: %s is empty or contains CR, LF or NUL", fn, bad);
+        sign_error(L, fn, rc, bad);
+    }
+    *q = *ecdn_tc3_prepared_fields(u->p);
+    q->action = action;
+    q->omit_debug = omit_debug;
+}
+
+/* signer:sign(action, payload, timestamp [, debug]) -> as sign_tc3 (the
+ * debug strings only when debug is true). */
+static int l_signer_sign(lua_State *L)
+{
+    static const value_slots vs = { 0, 2, 0, 0 };
+    tc3_scratch *sc = (tc3_scratch *)lua_touserdata(L, lua_upvalueindex(UP_SCRATCH));
+    ecdn_tc3_request q;
+    ecdn_tc3_result *r;
+    int own, debug = 0;
+    if (!lua_isnoneornil(L, 5)) {
+        luaL_checktype(L, 5, LUA_TBOOLEAN);
+        debug = lua_toboolean(L, 5);
+    }
+    lua_settop(L, 4);
+    signer_sign(L, "tc3_signer:sign", !debug, sc, &r, &own, &q);
+    push_tc3_result(L, &q, r, &vs);
+    release_result(sc, r, own);
+    return 1;
+}
+
+/* signer:authorization(action, payload, timestamp) -> the Authorization
+ * header's value alone (what the SDKs' sign3 returns). */
+static int l_signer_authorization(lua_State *L)
+{
+    tc3_scratch *sc = (tc3_scratch *)lua_touserdata(L, lua_upvalueindex(UP_SCRATCH));
+    ecdn_tc3_request q;
+    ecdn_tc3_result *r;
+    int own;
+    lua_settop(L, 4);
+    signer_sign(L, "tc3_signer:authorization", 1, sc, &r, &own, &q);
+    lua_pushlstring(L, r->authorization.data ? r->authorization.data : "", r->authorization.len);
+    release_result(sc, r, own);
+    return 1;
+}
+
+/* signer:close() -> true; also __gc and __close: wipes the key. Idempotent. */
+static int l_signer_close(lua_State *L)
+{
+    tc3_signer_ud *u = (tc3_signer_ud *)luaL_checkudata(L, 1, SIGNER_MT);
+    ecdn_tc3_prepared *p = u->p;
+    u->p = NULL;
+    ecdn_tc3_prepared_free(p);
+    lua_pushboolean(L, 1);
     return 1;
 }
 
 /* core.sign_cache_stats() -> {hits, misses, evictions, replaced, entries,
- * capacity}: the derived-key cache of the calling thread's signer, which
- * core.sign_tc3 and ecdn.client share. For tests and benchmarks. */
+ * capacity, prepared}: the derived-key cache of the calling thread's signer
+ * (core.sign_tc3's), and the prepared signers alive in the process (made by
+ * core.tc3_signer and by each ecdn.client, which keeps its key in its own).
+ * For tests and benchmarks. */
 static int l_sign_cache_stats(lua_State *L)
 {
     ecdn_tc3_cache_stats st;
     ecdn_tc3_signer_stats(ecdn_tc3_thread_signer(), &st);
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     lua_pushnumber(L, (lua_Number)st.hits);
     lua_setfield(L, -2, "hits");
     lua_pushnumber(L, (lua_Number)st.misses);
@@ -234,6 +383,8 @@ static int l_sign_cache_stats(lua_State *L)
     lua_setfield(L, -2, "entries");
     lua_pushnumber(L, (lua_Number)st.capacity);
     lua_setfield(L, -2, "capacity");
+    lua_pushnumber(L, (lua_Number)ecdn_tc3_prepared_live());
+    lua_setfield(L, -2, "prepared");
     return 1;
 }
 
@@ -348,15 +499,24 @@ static int l_sign_v1(lua_State *L)
     return 1;
 }
 
+/* Pushes fn as a closure over the TC3_NUPVALUES values at base... */
+static void push_tc3_closure(lua_State *L, int base, lua_CFunction fn)
+{
+    int i;
+    for (i = 0; i < TC3_NUPVALUES; i++) lua_pushvalue(L, base + i);
+    lua_pushcclosure(L, fn, TC3_NUPVALUES);
+}
+
 void ecdn_open_sign(lua_State *L)
 {
     ecdn_gc_type(L, TC3_RESULT_MT, tc3_result_gc);
     ecdn_gc_type(L, V1_RESULT_MT, v1_result_gc);
 
     {
-        int i;
+        int i, base;
         tc3_scratch *sc;
-        luaL_checkstack(L, TC3_NUPVALUES + 2, "ecdn.core");
+        luaL_checkstack(L, 2 * TC3_NUPVALUES + 8, "ecdn.core");
+        base = lua_gettop(L) + 1; /* the module table is at base - 1 */
         sc = (tc3_scratch *)lua_newuserdata(L, sizeof *sc);
         ecdn_tc3_result_init(&sc->r);
         sc->busy = 0;
@@ -367,8 +527,25 @@ void ecdn_open_sign(lua_State *L)
         for (i = S_ID; i <= S_NFIELDS; i++) lua_pushstring(L, TC3_FIELDS[i]);
         for (i = 0; i < R_N; i++) lua_pushstring(L, TC3_RESULT_KEYS[i]);
         for (i = 0; i < ECDN_TC3_MAX_HEADERS; i++) lua_pushstring(L, ecdn_tc3_header_names[i]);
-        lua_pushcclosure(L, l_sign_tc3, TC3_NUPVALUES);
-        lua_setfield(L, -2, "sign_tc3");
+        /* sign_tc3, tc3_signer and the signer's methods share these upvalues. */
+        push_tc3_closure(L, base, l_sign_tc3);
+        lua_setfield(L, base - 1, "sign_tc3");
+        push_tc3_closure(L, base, l_tc3_signer);
+        lua_setfield(L, base - 1, "tc3_signer");
+        luaL_newmetatable(L, SIGNER_MT);
+        lua_createtable(L, 0, 3);
+        push_tc3_closure(L, base, l_signer_sign);
+        lua_setfield(L, -2, "sign");
+        push_tc3_closure(L, base, l_signer_authorization);
+        lua_setfield(L, -2, "authorization");
+        lua_pushcfunction(L, l_signer_close);
+        lua_setfield(L, -2, "close");
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_signer_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_signer_close);
+        lua_setfield(L, -2, "__close");
+        lua_settop(L, base - 1);
     }
     lua_pushcfunction(L, l_sign_cache_stats);
     lua_setfield(L, -2, "sign_cache_stats");

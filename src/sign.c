@@ -282,6 +282,15 @@ void ecdn_tc3_signer_forget(ecdn_tc3_signer *s, ecdn_str secret_key)
     OPENSSL_cleanse(fp, sizeof fp);
 }
 
+/* The key chain: k3 = HMAC(HMAC(HMAC("TC3" + secret, date), service), "tc3_request").
+ * The caller wipes k1, k2 and k3. */
+static int derive_chain(EVP_MAC_CTX *m, const unsigned char *key, size_t klen, const char *date, ecdn_str service,
+                        unsigned char k1[32], unsigned char k2[32], unsigned char k3[32])
+{
+    return hmac256(m, key, klen, date, 10, k1) || hmac256(m, k1, 32, service.ptr, service.len, k2) ||
+           hmac256(m, k2, 32, "tc3_request", 11, k3);
+}
+
 /* A MAC context keyed with the signing key for (secret, date, service):
  * a cached entry's, or the signer's own after deriving the chain. */
 static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, const char *date,
@@ -320,8 +329,7 @@ static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, co
         s->stats.misses++;
     }
     derived = 1;
-    if (hmac256(s->mac, key, klen, date, 10, k1) || hmac256(s->mac, k1, 32, service.ptr, service.len, k2) ||
-        hmac256(s->mac, k2, 32, "tc3_request", 11, k3)) {
+    if (derive_chain(s->mac, key, klen, date, service, k1, k2, k3)) {
         rc = ECDN_ECRYPTO;
         goto done;
     }
@@ -507,7 +515,11 @@ static char *put(char *d, const void *p, size_t n)
 #define PUT_LIT(d, lit) put((d), (lit), sizeof(lit) - 1)
 #define TEXT_STACK 512 /* canonical request, string to sign, authorization: on the stack up to this */
 
-static int sign_checked(ecdn_tc3_signer *sg, const ecdn_tc3_request *q, ecdn_tc3_result *r)
+static int prepared_ctx(ecdn_tc3_prepared *p, const char *date, EVP_MAC_CTX **out);
+
+/* Signs a checked request with sg's contexts; the signing key comes from p
+ * when given (a prepared signer), else from sg's cache. */
+static int sign_checked(ecdn_tc3_signer *sg, ecdn_tc3_prepared *p, const ecdn_tc3_request *q, ecdn_tc3_result *r)
 {
     static const char SCOPE_TAIL[] = "/tc3_request";
     ecdn_str ct = q->content_type.ptr ? q->content_type : JSON_CT;
@@ -568,7 +580,7 @@ static int sign_checked(ecdn_tc3_signer *sg, const ecdn_tc3_request *q, ecdn_tc3
     if (!q->omit_debug && ecdn_buf_add(&r->string_to_sign, sp, slen)) { rc = ECDN_ENOMEM; goto done; }
 
     /* The signing key (cached or derived now; every intermediate is wiped). */
-    rc = signing_ctx(sg, q->secret_key, q->service, r->date, &mac);
+    rc = p ? prepared_ctx(p, r->date, &mac) : signing_ctx(sg, q->secret_key, q->service, r->date, &mac);
     if (rc != ECDN_OK) goto done;
     if (!EVP_MAC_init(mac, NULL, 0, NULL) || !EVP_MAC_update(mac, (const unsigned char *)sp, slen) ||
         !EVP_MAC_final(mac, sig, &olen, sizeof sig) || olen != 32) {
@@ -627,7 +639,7 @@ int ecdn_tc3_signer_sign(ecdn_tc3_signer *s, const ecdn_tc3_request *q, ecdn_tc3
     if (s == NULL) return ecdn_sign_tc3(q, r, bad);
     rc = tc3_check(q, bad);
     if (rc != ECDN_OK) return rc;
-    rc = sign_checked(s, q, r);
+    rc = sign_checked(s, NULL, q, r);
     if (rc != ECDN_OK) r->nheaders = 0;
     return rc;
 }
@@ -638,14 +650,177 @@ int ecdn_sign_tc3(const ecdn_tc3_request *q, ecdn_tc3_result *r, const char **ba
     int rc = tc3_check(q, bad);
     if (rc != ECDN_OK) return rc;
     s = ecdn_tc3_thread_signer();
-    if (s) rc = sign_checked(s, q, r);
+    if (s) rc = sign_checked(s, NULL, q, r);
     else if ((s = ecdn_tc3_signer_new(0)) == NULL) rc = ECDN_ENOMEM;
     else {
-        rc = sign_checked(s, q, r);
+        rc = sign_checked(s, NULL, q, r);
         ecdn_tc3_signer_free(s);
     }
     if (rc != ECDN_OK) r->nheaders = 0;
     return rc;
+}
+
+/* ---- the prepared signer ------------------------------------------------- */
+
+static long g_prepared_live; /* prepared signers not yet freed, process-wide (for tests) */
+
+long ecdn_tc3_prepared_live(void)
+{
+    return __atomic_load_n(&g_prepared_live, __ATOMIC_RELAXED);
+}
+
+struct ecdn_tc3_prepared {
+    ecdn_tc3_request q;          /* the fields; strings point into text (or are borrowed) */
+    ecdn_buf text;               /* one copy of every field, wiped when freed; empty when borrowed */
+    ecdn_tc3_signer *sg;         /* digest and key-chain contexts (no cache) */
+    EVP_MAC_CTX *day;            /* keyed with the signing key of `date`; NULL until first used */
+    char date[10];
+};
+
+static ecdn_tc3_prepared *prepared_new(int *rc)
+{
+    ecdn_tc3_prepared *p = (ecdn_tc3_prepared *)calloc(1, sizeof *p);
+    *rc = ECDN_ENOMEM;
+    if (p == NULL) return NULL;
+    ecdn_buf_init(&p->text);
+    if ((p->sg = ecdn_tc3_signer_new(0)) == NULL) {
+        free(p);
+        return NULL;
+    }
+    __atomic_add_fetch(&g_prepared_live, 1, __ATOMIC_RELAXED);
+    *rc = ECDN_OK;
+    return p;
+}
+
+/* The fields are checked as a signature would check them (action, payload
+ * and timestamp come with each signature). */
+static int prepare_check(const ecdn_tc3_request *fields, const char **bad)
+{
+    ecdn_tc3_request probe = *fields;
+    probe.action.ptr = "X";
+    probe.action.len = 1;
+    probe.payload.ptr = "";
+    probe.payload.len = 0;
+    probe.timestamp = 0;
+    return tc3_check(&probe, bad);
+}
+
+/* The MAC context keyed for this date: the day's, or derived now (once a day). */
+static int prepared_ctx(ecdn_tc3_prepared *p, const char *date, EVP_MAC_CTX **out)
+{
+    unsigned char stack[KEYBUF], k1[32], k2[32], k3[32];
+    ecdn_buf heap;
+    const unsigned char *key;
+    size_t klen;
+    int rc = ECDN_OK;
+
+    if (p->day && memcmp(p->date, date, 10) == 0) {
+        *out = p->day;
+        return ECDN_OK;
+    }
+    ecdn_buf_init(&heap);
+    key = tc3_key(p->q.secret_key, stack, &heap, &klen);
+    if (key == NULL) rc = ECDN_ENOMEM;
+    else if (p->day == NULL && (p->day = new_hmac_ctx(p->sg->hmac)) == NULL) rc = ECDN_ENOMEM;
+    else if (derive_chain(p->sg->mac, key, klen, date, p->q.service, k1, k2, k3) ||
+             !EVP_MAC_init(p->day, k3, 32, NULL)) {
+        /* A context that may hold a half-made key is not kept. */
+        EVP_MAC_CTX_free(p->day);
+        p->day = NULL;
+        rc = ECDN_ECRYPTO;
+    } else {
+        memcpy(p->date, date, 10);
+        *out = p->day;
+    }
+    if (key == stack) OPENSSL_cleanse(stack, klen);
+    OPENSSL_cleanse(k1, sizeof k1);
+    OPENSSL_cleanse(k2, sizeof k2);
+    OPENSSL_cleanse(k3, sizeof k3);
+    ecdn_buf_free(&heap);
+    return rc;
+}
+
+#define PREPARED_NFIELDS 9
+
+ecdn_tc3_prepared *ecdn_tc3_prepare(const ecdn_tc3_request *fields, int *rc, const char **bad)
+{
+    ecdn_tc3_prepared *p;
+    size_t off[PREPARED_NFIELDS], i;
+
+    if ((*rc = prepare_check(fields, bad)) != ECDN_OK || (p = prepared_new(rc)) == NULL) return NULL;
+    {
+        const ecdn_str src[PREPARED_NFIELDS] = {
+            fields->secret_id, fields->secret_key, fields->service, fields->host, fields->version,
+            fields->region, fields->token, fields->language, fields->content_type };
+        ecdn_str *dst[PREPARED_NFIELDS] = {
+            &p->q.secret_id, &p->q.secret_key, &p->q.service, &p->q.host, &p->q.version,
+            &p->q.region, &p->q.token, &p->q.language, &p->q.content_type };
+        /* One buffer for all (it may move while it grows: pointers are set after). */
+        for (i = 0; i < PREPARED_NFIELDS; i++) {
+            off[i] = p->text.len;
+            if (src[i].ptr) {
+                ecdn_buf_add(&p->text, src[i].ptr, src[i].len);
+                ecdn_buf_addc(&p->text, '\0');
+            }
+        }
+        if (p->text.failed) {
+            ecdn_tc3_prepared_free(p);
+            *rc = ECDN_ENOMEM;
+            return NULL;
+        }
+        for (i = 0; i < PREPARED_NFIELDS; i++) {
+            dst[i]->ptr = src[i].ptr ? p->text.data + off[i] : NULL;
+            dst[i]->len = src[i].ptr ? src[i].len : 0;
+        }
+    }
+    p->q.sign_action = fields->sign_action;
+    return p;
+}
+
+ecdn_tc3_prepared *ecdn_tc3_prepare_borrowed(const ecdn_tc3_request *fields, int *rc, const char **bad)
+{
+    ecdn_tc3_prepared *p;
+    if ((*rc = prepare_check(fields, bad)) != ECDN_OK || (p = prepared_new(rc)) == NULL) return NULL;
+    p->q = *fields;
+    p->q.action.ptr = p->q.payload.ptr = NULL;
+    p->q.action.len = p->q.payload.len = 0;
+    p->q.timestamp = 0;
+    p->q.omit_debug = 0;
+    return p;
+}
+
+const ecdn_tc3_request *ecdn_tc3_prepared_fields(const ecdn_tc3_prepared *p)
+{
+    return &p->q;
+}
+
+int ecdn_tc3_prepared_sign(ecdn_tc3_prepared *p, ecdn_str action, ecdn_str payload, long long timestamp,
+                           int omit_debug, ecdn_tc3_result *r, const char **bad)
+{
+    ecdn_tc3_request q = p->q;
+    int rc;
+    *bad = NULL;
+    if (check_field(action, 1, 1, "action", bad)) return ECDN_EFIELD;
+    if (payload.ptr == NULL && payload.len != 0) { *bad = "payload"; return ECDN_EFIELD; }
+    if (timestamp < 0 || timestamp > ECDN_MAX_TIMESTAMP) { *bad = "timestamp"; return ECDN_ERANGE; }
+    q.action = action;
+    q.payload = payload;
+    q.timestamp = timestamp;
+    q.omit_debug = omit_debug;
+    rc = sign_checked(p->sg, p, &q, r);
+    if (rc != ECDN_OK) r->nheaders = 0;
+    return rc;
+}
+
+void ecdn_tc3_prepared_free(ecdn_tc3_prepared *p)
+{
+    if (p == NULL) return;
+    __atomic_sub_fetch(&g_prepared_live, 1, __ATOMIC_RELAXED);
+    EVP_MAC_CTX_free(p->day);    /* a freed EVP_MAC_CTX wipes its key */
+    ecdn_tc3_signer_free(p->sg);
+    ecdn_buf_free(&p->text);     /* wipes the copies (none when borrowed) */
+    OPENSSL_cleanse(p, sizeof *p);
+    free(p);
 }
 
 /* ---- v1 ---------------------------------------------------------------- */

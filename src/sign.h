@@ -102,6 +102,30 @@ ecdn_tc3_signer *ecdn_tc3_thread_signer(void);
  * a client to call when it drops its credentials); makes no signer. */
 void ecdn_tc3_forget_key(ecdn_str secret_key);
 
+/* A prepared signer: the fields of one account and endpoint (every field of
+ * ecdn_tc3_request but action, payload, timestamp and omit_debug) copied
+ * and checked once, and the signing key of the last UTC date used kept
+ * keyed in a MAC context: a signature then hashes its payload and signs
+ * anew with no lookup. A date change derives the day's key afresh; the
+ * fields (the key among them) never change: prepare another signer for new
+ * credentials. Freeing wipes the copies and the day key. Not thread-safe. */
+typedef struct ecdn_tc3_prepared ecdn_tc3_prepared;
+
+/* NULL with *rc = ECDN_EFIELD (*bad_field names it) or ECDN_ENOMEM. */
+ecdn_tc3_prepared *ecdn_tc3_prepare(const ecdn_tc3_request *fields, int *rc, const char **bad_field);
+/* The same without copies: the fields' bytes are borrowed, and must stay
+ * alive and unchanged until the signer is freed (a holder that owns them
+ * and frees the signer whenever one changes: one copy of the key, not two). */
+ecdn_tc3_prepared *ecdn_tc3_prepare_borrowed(const ecdn_tc3_request *fields, int *rc, const char **bad_field);
+/* As ecdn_sign_tc3 with the prepared fields and these three. */
+int ecdn_tc3_prepared_sign(ecdn_tc3_prepared *p, ecdn_str action, ecdn_str payload, long long timestamp,
+                           int omit_debug, ecdn_tc3_result *r, const char **bad_field);
+/* The prepared fields (borrowed from p; action, payload and timestamp empty). */
+const ecdn_tc3_request *ecdn_tc3_prepared_fields(const ecdn_tc3_prepared *p);
+void ecdn_tc3_prepared_free(ecdn_tc3_prepared *p); /* wipes; NULL is fine */
+/* Prepared signers made and not yet freed, in the whole process (for tests). */
+long ecdn_tc3_prepared_live(void);
+
 /* ---- Signature v1 ------------------------------------------------------- */
 
 typedef struct {

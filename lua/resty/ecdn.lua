@@ -129,9 +129,10 @@ function M.new(opts)
              max_body = http.MAX_BODY, max_headers = http.MAX_HEADERS, user_agent = core.USER_AGENT },
   }, Client)
   -- Region, language and version become headers: the signer refuses CR/LF
-  -- and the like. Find out now, not at the first purge.
-  local ok, serr = pcall(signer.tc3, self.sign_target, self.cred, "DescribePurgeQuota", "{}", 0)
-  if not ok then fail("", (tostring(serr):gsub("^[^:]*:%d+: ", ""):gsub("^sign_tc3: ", "")), 2) end
+  -- and the like when it is prepared, now, not at the first purge.
+  local ok, prepared = pcall(signer.prepare, self.sign_target, self.cred)
+  if not ok then fail("", (tostring(prepared):gsub("^[^:]*:%d+: ", ""):gsub("^tc3_signer: ", "")), 2) end
+  self.signer = prepared
   self:_set_limiter()
   return self
 end
@@ -179,7 +180,7 @@ end
 function Client:_send(action, body, resend)
   local lim = self.limiter
   if lim then lim:acquire(limit.sleep) end
-  local req = signer.tc3(self.sign_target, self.cred, action, body, timestamp(self))
+  local req = self.signer:request(action, body, timestamp(self))
   return http.request(self.conf, req, resend)
 end
 
@@ -279,7 +280,7 @@ local function runner(self)
   function r._start(_, action, body, ts, resend)
     next_id = next_id + 1
     local id = next_id
-    local req = signer.tc3(self.sign_target, self.cred, action, body, ts)
+    local req = self.signer:request(action, body, ts)
     local th, err = ngx.thread.spawn(function()
       local ok, raw, failure = pcall(http.request, self.conf, req, resend)
       if not ok then -- never leave the engine waiting for a thread that died
@@ -333,8 +334,10 @@ function Client:set_credentials(t)
   if type(t) ~= "table" then fail(":set_credentials", "argument must be a table", 2) end
   local ok, err = credentials.check(t.secret_id, t.secret_key, t.token)
   if not ok then return nil, err end
-  self.cred = { secret_id = t.secret_id, secret_key = t.secret_key,
-                token = t.token ~= "" and t.token or nil }
+  local cred = { secret_id = t.secret_id, secret_key = t.secret_key, token = t.token ~= "" and t.token or nil }
+  local prepared = signer.prepare(self.sign_target, cred) -- (the fields were checked above)
+  self.signer:close() -- wipes the old key
+  self.cred, self.signer = cred, prepared
   self.credential_source = t.source or "set_credentials"
   self:_set_limiter()
   return true
@@ -357,6 +360,7 @@ function Client:close()
   if getmetatable(self) ~= Client then fail(":close", "call it as client:close()", 2) end
   self.closed = true
   self.cred = nil
+  if self.signer then self.signer:close() end -- wipes the key
   return true
 end
 
