@@ -200,19 +200,28 @@ local ok, err = pcall(function()
   -- are compared in pairs run back to back (each PAIR_SECONDS), and the
   -- ratio is the median of the pairs' ratios.
   local ratios = { lua54_wall = {}, lua54_cpu = {}, jit_wall = {}, jit_cpu = {} }
+  -- The order of the runs rotates from pair to pair: no side always runs
+  -- first, or right after the same other one.
+  local sides = {
+    { "floor", "curl_floor", B .. "curl_floor " .. srv.fast .. " " .. PAIR_SECONDS .. " " .. q(reqfile) .. " --tsv" },
+    { "lua54", "purge.lua", ENV54 .. "lua5.4 bench/purge.lua " .. srv.fast .. " " .. PAIR_SECONDS .. " --tsv" },
+  }
+  if have_jit then
+    sides[3] = { "jit", "purge.lua (LuaJIT)", ENVJIT .. "luajit bench/purge.lua " .. srv.fast .. " " .. PAIR_SECONDS
+      .. " --tsv" }
+  end
   for pair = 1, PAIRS do
     io.stderr:write(("bench: pair %d of %d\n"):format(pair, PAIRS))
-    local f = check("curl_floor", run(B .. "curl_floor " .. srv.fast .. " " .. PAIR_SECONDS .. " " .. q(reqfile)
-      .. " --tsv"))
-    local c54 = check("purge.lua", run(ENV54 .. "lua5.4 bench/purge.lua " .. srv.fast .. " " .. PAIR_SECONDS
-      .. " --tsv"))
-    table.insert(ratios.lua54_wall, c54.purge_wall_us / f.curl_wall_us)
-    table.insert(ratios.lua54_cpu, c54.purge_cpu_us / f.curl_cpu_us)
-    if have_jit then
-      local cj = check("purge.lua (LuaJIT)", run(ENVJIT .. "luajit bench/purge.lua " .. srv.fast .. " " .. PAIR_SECONDS
-        .. " --tsv"))
-      table.insert(ratios.jit_wall, cj.purge_wall_us / f.curl_wall_us)
-      table.insert(ratios.jit_cpu, cj.purge_cpu_us / f.curl_cpu_us)
+    local got = {}
+    for k = 0, #sides - 1 do
+      local side = sides[(pair + k) % #sides + 1]
+      got[side[1]] = check(side[2], run(side[3]))
+    end
+    for _, name in ipairs { "lua54", "jit" } do
+      if got[name] then
+        table.insert(ratios[name .. "_wall"], got[name].purge_wall_us / got.floor.curl_wall_us)
+        table.insert(ratios[name .. "_cpu"], got[name].purge_cpu_us / got.floor.curl_cpu_us)
+      end
     end
   end
   for k, list in pairs(ratios) do
