@@ -245,8 +245,14 @@ static int l_sign_tc3(lua_State *L)
 
 #define SIGNER_MT "ecdn.tc3_signer"
 
+/* A call's answer borrows the prepared fields (header values point into
+ * them) while Lua allocates, and an allocation may run a finalizer that
+ * closes this signer: close() is put off until no call is building an
+ * answer (in_use), and a closed signer refuses new calls at once. */
 typedef struct {
-    ecdn_tc3_prepared *p;        /* NULL once closed */
+    ecdn_tc3_prepared *p;        /* NULL once freed */
+    int in_use;                  /* calls between signing and the end of their answer */
+    int closed;                  /* close() was called (p may live on while in_use) */
 } tc3_signer_ud;
 
 /* core.tc3_signer{secret_id, secret_key, service, host, version, [region,
@@ -277,19 +283,31 @@ static int l_tc3_signer(lua_State *L)
     q.sign_action = tc3_boolean(L, fn, S_SIGN_ACTION, 0);
 
     u = (tc3_signer_ud *)lua_newuserdata(L, sizeof *u);
-    u->p = NULL;
+    memset(u, 0, sizeof *u);
+    u->closed = 1;               /* until made */
     luaL_getmetatable(L, SIGNER_MT);
     lua_setmetatable(L, -2);
     u->p = ecdn_tc3_prepare(&q, &rc, &bad);
     if (u->p == NULL) return sign_error(L, fn, rc, bad);
+    u->closed = 0;
     return 1;
+}
+
+/* The end of a call that held the signer: a close() made meanwhile happens now. */
+static void signer_release(tc3_signer_ud *u)
+{
+    if (--u->in_use == 0 && u->closed) {
+        ecdn_tc3_prepared_free(u->p);
+        u->p = NULL;
+    }
 }
 
 /* Reads (action, payload, timestamp) at 2..4 and signs them into *r (the
  * scratch's, or the call's own: see take_result); *q gets the request
- * signed, for push_tc3_result. */
-static void signer_sign(lua_State *L, const char *fn, int omit_debug, tc3_scratch *sc, ecdn_tc3_result **r,
-                        int *own, ecdn_tc3_request *q)
+ * signed, for push_tc3_result. Returns the signer, held: the caller builds
+ * its answer, then calls release_result and signer_release. */
+static tc3_signer_ud *signer_sign(lua_State *L, const char *fn, int omit_debug, tc3_scratch *sc,
+                                  ecdn_tc3_result **r, int *own, ecdn_tc3_request *q)
 {
     tc3_signer_ud *u = (tc3_signer_ud *)luaL_checkudata(L, 1, SIGNER_MT);
     ecdn_str action, payload;
@@ -302,17 +320,25 @@ static void signer_sign(lua_State *L, const char *fn, int omit_debug, tc3_scratc
         luaL_error(L, "%s: timestamp must be a number (got %s)", fn, luaL_typename(L, 4));
     if (!ecdn_to_integer(L, 4, &ts) || ts < 0 || ts > ECDN_MAX_TIMESTAMP)
         luaL_error(L, "%s: timestamp must be an integer in [0, 253402300799]", fn);
-    if (u->p == NULL) luaL_error(L, "%s: the signer is closed", fn);
+    if (u->closed) luaL_error(L, "%s: the signer is closed", fn);
+    u->in_use++;                 /* before the first allocation */
     *r = take_result(L, sc, own);
+    if (u->closed) {             /* a finalizer run by that allocation closed it */
+        release_result(sc, *r, *own);
+        signer_release(u);
+        luaL_error(L, "%s: the signer is closed", fn);
+    }
     rc = ecdn_tc3_prepared_sign(u->p, action, payload, ts, omit_debug, *r, &bad);
     if (rc != ECDN_OK) {
         release_result(sc, *r, *own);
+        signer_release(u);
         if (rc == ECDN_EFIELD) luaL_error(L, "%s: %s is empty or contains CR, LF or NUL", fn, bad);
         sign_error(L, fn, rc, bad);
     }
     *q = *ecdn_tc3_prepared_fields(u->p);
     q->action = action;
     q->omit_debug = omit_debug;
+    return u;
 }
 
 /* signer:sign(action, payload, timestamp [, debug]) -> as sign_tc3 (the
@@ -321,6 +347,7 @@ static int l_signer_sign(lua_State *L)
 {
     static const value_slots vs = { 0, 2, 0, 0 };
     tc3_scratch *sc = (tc3_scratch *)lua_touserdata(L, lua_upvalueindex(UP_SCRATCH));
+    tc3_signer_ud *u;
     ecdn_tc3_request q;
     ecdn_tc3_result *r;
     int own, debug = 0;
@@ -329,9 +356,11 @@ static int l_signer_sign(lua_State *L)
         debug = lua_toboolean(L, 5);
     }
     lua_settop(L, 4);
-    signer_sign(L, "tc3_signer:sign", !debug, sc, &r, &own, &q);
+    u = signer_sign(L, "tc3_signer:sign", !debug, sc, &r, &own, &q);
+    /* (A raise in here leaves the signer held: a close() then waits for __gc.) */
     push_tc3_result(L, &q, r, &vs);
     release_result(sc, r, own);
+    signer_release(u);
     return 1;
 }
 
@@ -340,25 +369,41 @@ static int l_signer_sign(lua_State *L)
 static int l_signer_authorization(lua_State *L)
 {
     tc3_scratch *sc = (tc3_scratch *)lua_touserdata(L, lua_upvalueindex(UP_SCRATCH));
+    tc3_signer_ud *u;
     ecdn_tc3_request q;
     ecdn_tc3_result *r;
     int own;
     lua_settop(L, 4);
-    signer_sign(L, "tc3_signer:authorization", 1, sc, &r, &own, &q);
+    u = signer_sign(L, "tc3_signer:authorization", 1, sc, &r, &own, &q);
     lua_pushlstring(L, r->authorization.data ? r->authorization.data : "", r->authorization.len);
     release_result(sc, r, own);
+    signer_release(u);
     return 1;
 }
 
-/* signer:close() -> true; also __gc and __close: wipes the key. Idempotent. */
+/* signer:close() -> true (also __close): wipes the key, now or, when a call
+ * on this signer is building its answer (close() from a finalizer), as that
+ * call ends. Idempotent. */
 static int l_signer_close(lua_State *L)
 {
     tc3_signer_ud *u = (tc3_signer_ud *)luaL_checkudata(L, 1, SIGNER_MT);
-    ecdn_tc3_prepared *p = u->p;
-    u->p = NULL;
-    ecdn_tc3_prepared_free(p);
+    u->closed = 1;
+    if (u->in_use == 0) {
+        ecdn_tc3_prepared_free(u->p);
+        u->p = NULL;
+    }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* __gc: no call can be running (its self would keep the signer alive). */
+static int l_signer_gc(lua_State *L)
+{
+    tc3_signer_ud *u = (tc3_signer_ud *)luaL_checkudata(L, 1, SIGNER_MT);
+    u->closed = 1;
+    ecdn_tc3_prepared_free(u->p);
+    u->p = NULL;
+    return 0;
 }
 
 /* core.sign_cache_stats() -> {hits, misses, evictions, replaced, entries,
@@ -541,7 +586,7 @@ void ecdn_open_sign(lua_State *L)
         lua_pushcfunction(L, l_signer_close);
         lua_setfield(L, -2, "close");
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_signer_close);
+        lua_pushcfunction(L, l_signer_gc);
         lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, l_signer_close);
         lua_setfield(L, -2, "__close");

@@ -662,11 +662,24 @@ int ecdn_sign_tc3(const ecdn_tc3_request *q, ecdn_tc3_result *r, const char **ba
 
 /* ---- the prepared signer ------------------------------------------------- */
 
-static long g_prepared_live; /* prepared signers not yet freed, process-wide (for tests) */
+/* Prepared signers not yet freed, process-wide (for tests). */
+static long g_prepared_live;
+static pthread_mutex_t g_live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void count_live(long d)
+{
+    pthread_mutex_lock(&g_live_lock);
+    g_prepared_live += d;
+    pthread_mutex_unlock(&g_live_lock);
+}
 
 long ecdn_tc3_prepared_live(void)
 {
-    return __atomic_load_n(&g_prepared_live, __ATOMIC_RELAXED);
+    long n;
+    pthread_mutex_lock(&g_live_lock);
+    n = g_prepared_live;
+    pthread_mutex_unlock(&g_live_lock);
+    return n;
 }
 
 struct ecdn_tc3_prepared {
@@ -687,7 +700,7 @@ static ecdn_tc3_prepared *prepared_new(int *rc)
         free(p);
         return NULL;
     }
-    __atomic_add_fetch(&g_prepared_live, 1, __ATOMIC_RELAXED);
+    count_live(1);
     *rc = ECDN_OK;
     return p;
 }
@@ -815,7 +828,7 @@ int ecdn_tc3_prepared_sign(ecdn_tc3_prepared *p, ecdn_str action, ecdn_str paylo
 void ecdn_tc3_prepared_free(ecdn_tc3_prepared *p)
 {
     if (p == NULL) return;
-    __atomic_sub_fetch(&g_prepared_live, 1, __ATOMIC_RELAXED);
+    count_live(-1);
     EVP_MAC_CTX_free(p->day);    /* a freed EVP_MAC_CTX wipes its key */
     ecdn_tc3_signer_free(p->sg);
     ecdn_buf_free(&p->text);     /* wipes the copies (none when borrowed) */
