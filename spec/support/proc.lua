@@ -80,12 +80,22 @@ function M.wait_file(path, secs)
   return nil
 end
 
---- A port on 127.0.0.1 where nothing listens (bound, then released).
+local handed_out = {} -- ports already given: the kernel may give a released one again
+
+--- A port on 127.0.0.1 where nothing listens (bound, then released), never
+-- the same twice in a process (two servers of one spec must not share one).
 function M.closed_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
+  for _ = 1, 1000 do
+    local s = assert(socket.bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    port = tonumber(port)
+    if not handed_out[port] then
+      handed_out[port] = true
+      return port
+    end
+  end
+  error("proc.closed_port: no port that was not given before")
 end
 
 --- A self-signed certificate for 127.0.0.1; returns cert path, key path.
