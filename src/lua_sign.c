@@ -357,7 +357,9 @@ static int l_signer_sign(lua_State *L)
     }
     lua_settop(L, 4);
     u = signer_sign(L, "tc3_signer:sign", !debug, sc, &r, &own, &q);
-    /* (A raise in here leaves the signer held: a close() then waits for __gc.) */
+    /* (A raise in here, and an out-of-memory error in take_result or in
+     * :authorization's push, leave the signer held: a close() then marks
+     * it closed, and __gc wipes the key.) */
     push_tc3_result(L, &q, r, &vs);
     release_result(sc, r, own);
     signer_release(u);
@@ -396,7 +398,9 @@ static int l_signer_close(lua_State *L)
     return 1;
 }
 
-/* __gc: no call can be running (its self would keep the signer alive). */
+/* __gc: no call can be running (its self, on the call's stack, keeps the
+ * signer alive), unless a finalizer rewrites that stack slot through the
+ * debug library, which voids the C API's guarantees anyway. */
 static int l_signer_gc(lua_State *L)
 {
     tc3_signer_ud *u = (tc3_signer_ud *)luaL_checkudata(L, 1, SIGNER_MT);
