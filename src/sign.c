@@ -473,10 +473,11 @@ static void add_header(ecdn_tc3_result *r, int id, ecdn_str value)
 static const ecdn_str JSON_CT = { "application/json", 16 };
 
 /* Every field that goes into a header (as itself, or inside Authorization)
- * is checked here for CR, LF and NUL: ecdn.client's transport relies on it
- * (ecdn_http_request.headers_checked). A new header field must be added here
- * with header = 1. */
-static int tc3_check(const ecdn_tc3_request *q, const char **bad)
+ * is checked here and in call_check for CR, LF and NUL: ecdn.client's
+ * transport relies on it (ecdn_http_request.headers_checked). A new header
+ * field must be added to one of them with header = 1. These are the fields
+ * of an account and endpoint (what a prepared signer keeps). */
+static int fields_check(const ecdn_tc3_request *q, const char **bad)
 {
     ecdn_str ct = q->content_type.ptr ? q->content_type : JSON_CT;
     *bad = NULL;
@@ -484,16 +485,29 @@ static int tc3_check(const ecdn_tc3_request *q, const char **bad)
         check_field(q->secret_key, 1, 0, "secret_key", bad) ||
         check_field(q->service, 1, 1, "service", bad) ||
         check_field(q->host, 1, 1, "host", bad) ||
-        check_field(q->action, 1, 1, "action", bad) ||
         check_field(q->version, 1, 1, "version", bad) ||
         check_field(q->region, 0, 1, "region", bad) ||
         check_field(q->token, 0, 1, "token", bad) ||
         check_field(q->language, 0, 1, "language", bad) ||
         check_field(ct, 1, 1, "content_type", bad))
         return ECDN_EFIELD;
-    if (q->payload.ptr == NULL && q->payload.len != 0) { *bad = "payload"; return ECDN_EFIELD; }
-    if (q->timestamp < 0 || q->timestamp > ECDN_MAX_TIMESTAMP) { *bad = "timestamp"; return ECDN_ERANGE; }
     return ECDN_OK;
+}
+
+/* What comes with each signature: action, payload, timestamp. */
+static int call_check(ecdn_str action, ecdn_str payload, long long timestamp, const char **bad)
+{
+    *bad = NULL;
+    if (check_field(action, 1, 1, "action", bad)) return ECDN_EFIELD;
+    if (payload.ptr == NULL && payload.len != 0) { *bad = "payload"; return ECDN_EFIELD; }
+    if (timestamp < 0 || timestamp > ECDN_MAX_TIMESTAMP) { *bad = "timestamp"; return ECDN_ERANGE; }
+    return ECDN_OK;
+}
+
+static int tc3_check(const ecdn_tc3_request *q, const char **bad)
+{
+    int rc = fields_check(q, bad);
+    return rc != ECDN_OK ? rc : call_check(q->action, q->payload, q->timestamp, bad);
 }
 
 /* Decimal digits of 0 <= v <= ECDN_MAX_TIMESTAMP. */
@@ -705,19 +719,6 @@ static ecdn_tc3_prepared *prepared_new(int *rc)
     return p;
 }
 
-/* The fields are checked as a signature would check them (action, payload
- * and timestamp come with each signature). */
-static int prepare_check(const ecdn_tc3_request *fields, const char **bad)
-{
-    ecdn_tc3_request probe = *fields;
-    probe.action.ptr = "X";
-    probe.action.len = 1;
-    probe.payload.ptr = "";
-    probe.payload.len = 0;
-    probe.timestamp = 0;
-    return tc3_check(&probe, bad);
-}
-
 /* The MAC context keyed for this date: the day's, or derived now (once a day). */
 static int prepared_ctx(ecdn_tc3_prepared *p, const char *date, EVP_MAC_CTX **out)
 {
@@ -760,7 +761,7 @@ ecdn_tc3_prepared *ecdn_tc3_prepare(const ecdn_tc3_request *fields, int *rc, con
     ecdn_tc3_prepared *p;
     size_t off[PREPARED_NFIELDS], i;
 
-    if ((*rc = prepare_check(fields, bad)) != ECDN_OK || (p = prepared_new(rc)) == NULL) return NULL;
+    if ((*rc = fields_check(fields, bad)) != ECDN_OK || (p = prepared_new(rc)) == NULL) return NULL;
     {
         const ecdn_str src[PREPARED_NFIELDS] = {
             fields->secret_id, fields->secret_key, fields->service, fields->host, fields->version,
@@ -793,7 +794,7 @@ ecdn_tc3_prepared *ecdn_tc3_prepare(const ecdn_tc3_request *fields, int *rc, con
 ecdn_tc3_prepared *ecdn_tc3_prepare_borrowed(const ecdn_tc3_request *fields, int *rc, const char **bad)
 {
     ecdn_tc3_prepared *p;
-    if ((*rc = prepare_check(fields, bad)) != ECDN_OK || (p = prepared_new(rc)) == NULL) return NULL;
+    if ((*rc = fields_check(fields, bad)) != ECDN_OK || (p = prepared_new(rc)) == NULL) return NULL;
     p->q = *fields;
     p->q.action.ptr = p->q.payload.ptr = NULL;
     p->q.action.len = p->q.payload.len = 0;
@@ -811,11 +812,8 @@ int ecdn_tc3_prepared_sign(ecdn_tc3_prepared *p, ecdn_str action, ecdn_str paylo
                            int omit_debug, ecdn_tc3_result *r, const char **bad)
 {
     ecdn_tc3_request q = p->q;
-    int rc;
-    *bad = NULL;
-    if (check_field(action, 1, 1, "action", bad)) return ECDN_EFIELD;
-    if (payload.ptr == NULL && payload.len != 0) { *bad = "payload"; return ECDN_EFIELD; }
-    if (timestamp < 0 || timestamp > ECDN_MAX_TIMESTAMP) { *bad = "timestamp"; return ECDN_ERANGE; }
+    int rc = call_check(action, payload, timestamp, bad);
+    if (rc != ECDN_OK) return rc;
     q.action = action;
     q.payload = payload;
     q.timestamp = timestamp;
