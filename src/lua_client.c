@@ -74,15 +74,10 @@ static void scratch_clear(scratch *s)
     ecdn_buf_reset(&s->body);
 }
 
+/* (The day keys derived from them live in the client's prepared signer,
+ * never in the thread's cache: drop_signer wipes them.) */
 static void credentials_free(credentials *c)
 {
-    /* The signer's cached day keys derived from this key go with it. */
-    if (c->secret_key.data) {
-        ecdn_str key;
-        key.ptr = c->secret_key.data;
-        key.len = c->secret_key.len;
-        ecdn_tc3_forget_key(key);
-    }
     ecdn_buf_free(&c->secret_id);
     ecdn_buf_free(&c->secret_key);
     ecdn_buf_free(&c->token);

@@ -98,8 +98,8 @@ int ecdn_tc3_signer_sign(ecdn_tc3_signer *s, const ecdn_tc3_request *req, ecdn_t
  * exit. NULL when it cannot be made (ecdn_sign_tc3 then signs with a
  * temporary one). */
 ecdn_tc3_signer *ecdn_tc3_thread_signer(void);
-/* Wipes what the calling thread's signer derived from this secret key (for
- * a client to call when it drops its credentials); makes no signer. */
+/* Wipes what the calling thread's signer derived from this secret key
+ * (core.sign_cache_forget); makes no signer. */
 void ecdn_tc3_forget_key(ecdn_str secret_key);
 
 /* A prepared signer: the fields of one account and endpoint (every field of
