@@ -293,13 +293,16 @@ static int l_tc3_signer(lua_State *L)
     return 1;
 }
 
+static void signer_free(tc3_signer_ud *u)
+{
+    ecdn_tc3_prepared_free(u->p); /* wipes */
+    u->p = NULL;
+}
+
 /* The end of a call that held the signer: a close() made meanwhile happens now. */
 static void signer_release(tc3_signer_ud *u)
 {
-    if (--u->in_use == 0 && u->closed) {
-        ecdn_tc3_prepared_free(u->p);
-        u->p = NULL;
-    }
+    if (--u->in_use == 0 && u->closed) signer_free(u);
 }
 
 /* Reads (action, payload, timestamp) at 2..4 and signs them into *r (the
@@ -390,10 +393,7 @@ static int l_signer_close(lua_State *L)
 {
     tc3_signer_ud *u = (tc3_signer_ud *)luaL_checkudata(L, 1, SIGNER_MT);
     u->closed = 1;
-    if (u->in_use == 0) {
-        ecdn_tc3_prepared_free(u->p);
-        u->p = NULL;
-    }
+    if (u->in_use == 0) signer_free(u);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -405,8 +405,7 @@ static int l_signer_gc(lua_State *L)
 {
     tc3_signer_ud *u = (tc3_signer_ud *)luaL_checkudata(L, 1, SIGNER_MT);
     u->closed = 1;
-    ecdn_tc3_prepared_free(u->p);
-    u->p = NULL;
+    signer_free(u);
     return 0;
 }
 
