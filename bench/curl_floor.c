@@ -26,6 +26,8 @@
 #include <time.h>
 #include <curl/curl.h>
 
+#include "floor_request.h"
+
 #define BATCH 100
 #define MAX_SAMPLES 100000
 
@@ -40,21 +42,6 @@ static double now(clockid_t id)
     struct timespec ts;
     clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-typedef struct {
-    char data[65536];
-    size_t len;
-} sink;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    sink *s = (sink *)ud;
-    size_t len = size * n;
-    if (len > sizeof s->data - s->len) return 0;
-    memcpy(s->data + s->len, p, len);
-    s->len += len;
-    return len;
 }
 
 typedef struct {
@@ -109,7 +96,7 @@ static char *read_file(const char *path, size_t *len)
 }
 
 /* One request. lines != NULL: a fresh header list from those lines first. */
-static int one(CURL *c, CURLM *m, sink *s, source *src, const char *body, size_t bodylen,
+static int one(CURL *c, CURLM *m, floor_sink *s, source *src, const char *body, size_t bodylen,
                const struct curl_slist *lines, struct curl_slist **each)
 {
     s->len = 0;
@@ -128,21 +115,23 @@ static int one(CURL *c, CURLM *m, sink *s, source *src, const char *body, size_t
 
 int main(int argc, char **argv)
 {
-    const char *url, *ua = NULL;
+    const char *url;
     double seconds, w0, c0, bw, bc, wall, cpu;
     static double wall_s[MAX_SAMPLES], cpu_s[MAX_SAMPLES];
     size_t ns;
     int tsv = 0, read_cb = 0, multi = 0, slist_each = 0, i;
     long count = -1;
-    struct curl_slist *headers = NULL;
-    char *req, *line, *body;
-    size_t reqlen, bodylen;
+    floor_request r;
+    char *req, errbuf[128];
+    size_t reqlen;
     long n = 0, status = 0;
-    sink s;
+    static floor_sink s;
     source src;
     CURL *c;
     CURLM *m = NULL;
-    struct curl_slist *lines = NULL, *each = NULL;
+    struct curl_slist *lines, *each = NULL;
+    const char *body;
+    size_t bodylen;
 
     if (argc < 4) {
         fprintf(stderr, "usage: curl_floor URL SECONDS REQUEST_FILE [--tsv]\n");
@@ -160,41 +149,23 @@ int main(int argc, char **argv)
         else { fprintf(stderr, "curl_floor: unknown option %s\n", argv[i]); return 2; }
     }
 
-    /* Header lines up to the empty line; the body is the rest. */
-    headers = curl_slist_append(headers, "Expect:"); /* as src/http.c: no 100-continue */
-    line = req;
-    for (;;) {
-        char *end = strchr(line, '\n');
-        if (end == NULL) { fprintf(stderr, "curl_floor: no empty line in %s\n", argv[3]); return 2; }
-        *end = '\0';
-        if (line == end) { body = end + 1; break; }
-        if (strncmp(line, "User-Agent: ", 12) == 0) ua = line + 12;
-        else {
-            headers = curl_slist_append(headers, line);
-            lines = curl_slist_append(lines, line);
-        }
-        line = end + 1;
+    if (floor_request_parse(&r, req, reqlen, errbuf, sizeof errbuf) != 0) {
+        fprintf(stderr, "curl_floor: %s: %s\n", argv[3], errbuf);
+        return 2;
     }
-    bodylen = reqlen - (size_t)(body - req);
+    body = r.body;
+    bodylen = r.bodylen;
+    lines = r.lines;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (ua) curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    floor_setup(c, url, &r, &s);
     if (read_cb) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, (char *)NULL);
         curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(c, CURLOPT_READDATA, &src);
-    } else {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
     }
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
     if (multi) m = curl_multi_init();
 
     /* Warm-up: the connection is made here, then kept. */
@@ -262,10 +233,8 @@ int main(int argc, char **argv)
     }
     if (m) curl_multi_cleanup(m);
     curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
-    curl_slist_free_all(lines);
     curl_slist_free_all(each);
+    floor_request_free(&r);
     curl_global_cleanup();
-    free(req);
     return 0;
 }

@@ -23,6 +23,9 @@ local PAIR_SECONDS = tonumber(os.getenv("BENCH_PAIR_SECONDS")) or 0.15
 local B = "build/bench/"
 local ENV54 = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' "
 local ENVJIT = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/luajit/?.so;;' "
+-- With the curl_floor module too (bench/interleaved.lua).
+local ENV54_FLOOR = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;build/bench/?.so;;' "
+local ENVJIT_FLOOR = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/luajit/?.so;build/bench/luajit/?.so;;' "
 local ANSWER = '{"Response":{"TaskId":"1-abcdefgh","RequestId":"r"}}'
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -231,6 +234,13 @@ local ok, err = pcall(function()
       best["pair_" .. k .. "_range"] = ("%.1f-%.1f"):format(list[1], list[#list])
     end
   end
+  -- The same comparison in one process (bench/interleaved.lua): the floor
+  -- as a Lua module and client:purge in alternating batches of 50, a few
+  -- milliseconds apart, so both see the machine in the same state.
+  io.stderr:write("bench: client:purge and the curl floor in one process\n")
+  local il = " bench/interleaved.lua " .. srv.fast .. " " .. q(reqfile) .. " --tsv"
+  keep("lua54_", check("interleaved.lua", run(ENV54_FLOOR .. "lua5.4" .. il)), false)
+  if have_jit then keep("jit_", check("interleaved.lua (LuaJIT)", run(ENVJIT_FLOOR .. "luajit" .. il)), false) end
   -- Instructions do not depend on the machine's load: one run is enough.
   if INSTRUCTIONS and run("command -v valgrind"):find("valgrind") then
     io.stderr:write("bench: counting instructions under callgrind\n")
@@ -285,15 +295,26 @@ row("C floor, day key cached", rate("floor_cached"), "one-shot HMAC(), key cache
 row("core.sign_tc3, 1,000-URL body (46 KB), Lua 5.4", rate("lua54_tc3_thousand"), "", "", "")
 
 section("One-URL purge on a kept-alive connection to nginx (return 200), microseconds each (lower is better)")
+for _, v in ipairs { { "Lua 5.4", "lua54_" }, { "LuaJIT", "jit_" } } do
+  if best[v[2] .. "il_wall_ratio"] then
+    local pairs_of = ("median of %d pairs of batches"):format(best[v[2] .. "il_pairs"])
+    row("client:purge / curl floor, one process, " .. v[1] .. ", wall / CPU",
+        ("%.2fx"):format(best[v[2] .. "il_wall_ratio"]), pairs_of, ("%.2fx"):format(best[v[2] .. "il_cpu_ratio"]), "")
+    local function both(side)
+      return us(v[2] .. "il_" .. side .. "_wall_us") .. " / " .. us(v[2] .. "il_" .. side .. "_cpu_us")
+    end
+    row("  per request (median batches), wall / CPU", both("purge"), "curl floor", both("floor"), "")
+  end
+end
 if best.pair_lua54_wall then
   local function paired(key)
     return ("%.2fx"):format(best["pair_" .. key]) .. " (" .. best["pair_" .. key .. "_range"] .. ")"
   end
-  row("client:purge / curl floor, Lua 5.4, wall / CPU", paired("lua54_wall"), "median of " .. PAIRS
-      .. " back-to-back pairs", paired("lua54_cpu"), "")
+  row("client:purge / curl floor, separate processes, Lua 5.4, wall / CPU", paired("lua54_wall"), "median of "
+      .. PAIRS .. " back-to-back pairs", paired("lua54_cpu"), "")
   if best.pair_jit_wall then
-    row("client:purge / curl floor, LuaJIT, wall / CPU", paired("jit_wall"), "(range in brackets)",
-        paired("jit_cpu"), "")
+    row("client:purge / curl floor, separate processes, LuaJIT, wall / CPU", paired("jit_wall"),
+        "(range in brackets)", paired("jit_cpu"), "")
   end
 end
 for _, m in ipairs { { "wall-clock", "wall" }, { "client CPU", "cpu" } } do

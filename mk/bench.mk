@@ -23,11 +23,23 @@ build/bench/sign_floor: bench/sign_floor.c src/sign.c src/buf.c src/sign.h src/b
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ bench/sign_floor.c src/sign.c src/buf.c $(shell pkg-config --libs libcrypto)
 
-build/bench/curl_floor: bench/curl_floor.c
+build/bench/curl_floor: bench/curl_floor.c bench/floor_request.c bench/floor_request.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_CFLAGS) -o $@ bench/curl_floor.c $(shell pkg-config --libs libcurl)
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/curl_floor.c bench/floor_request.c $(shell pkg-config --libs libcurl)
 
-bench-build: build/bench/sign_floor build/bench/curl_floor
+# The floor as a Lua module (bench/interleaved.lua), for Lua 5.4 and LuaJIT.
+FLOOR_LUA_SRCS := bench/curl_floor_lua.c bench/floor_request.c
+build/bench/curl_floor.so: $(FLOOR_LUA_SRCS) bench/floor_request.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) $(shell pkg-config --cflags lua5.4) -fPIC -shared -o $@ $(FLOOR_LUA_SRCS) \
+	  $(shell pkg-config --libs libcurl)
+
+build/bench/luajit/curl_floor.so: $(FLOOR_LUA_SRCS) bench/floor_request.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) $(shell pkg-config --cflags luajit) -fPIC -shared -o $@ $(FLOOR_LUA_SRCS) \
+	  $(shell pkg-config --libs libcurl)
+
+bench-build: build/bench/sign_floor build/bench/curl_floor build/bench/curl_floor.so build/bench/luajit/curl_floor.so
 	@$(MAKE) --no-print-directory LUA=lua5.4 all
 	@$(MAKE) --no-print-directory LUA=luajit all
 
