@@ -252,6 +252,30 @@ describe("credentials.refresher", function()
     assert.is_true(changed)
   end)
 
+  it("credentials without expiry: kept without asking the clock or the provider, until invalidate()", function()
+    local p = scripted()
+    p.next = creds(1)
+    local reads = 0
+    local r = credentials.refresher(p, function() reads = reads + 1 return T0 end)
+    local c, changed = r:current()
+    assert.equal("AKIDrot1", c.secret_id)
+    assert.is_true(changed)
+    local calls, first_reads = p.calls, reads
+    for _ = 1, 3 do
+      local again, ch = r:current()
+      assert.equal(c, again)
+      assert.is_false(ch)
+    end
+    assert.equal(calls, p.calls)
+    assert.equal(first_reads, reads)
+    p.next = creds(2)
+    r:invalidate()
+    c, changed = r:current()
+    assert.equal("AKIDrot2", c.secret_id)
+    assert.is_true(changed)
+    assert.equal(calls + 1, p.calls)
+  end)
+
   it("the default clock is os.time", function()
     local p = scripted()
     p.next = creds(1, os.time() + 3600)

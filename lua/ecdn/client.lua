@@ -53,9 +53,12 @@ local function fail(fn, message, level)
   error("ecdn.client" .. fn .. ": " .. message, level + 1)
 end
 
+local os_time, floor = os.time, math.floor
+
 -- The local idea of unix time: the clock option (tests) or the system's.
 local function local_time(st)
-  local t = times.now(st.clock, os.time)
+  if not st.clock then return os_time() end
+  local t = times.now(st.clock, os_time)
   if not t then fail("", "clock() must return unix seconds", 5) end
   return t
 end
@@ -63,7 +66,7 @@ end
 -- Unix seconds to sign with: local time corrected by what the service's
 -- Date header taught us (AuthFailure.SignatureExpire).
 local function timestamp(st)
-  return math.floor(local_time(st) + st.clock_offset)
+  return floor(local_time(st) + st.clock_offset)
 end
 
 local correction -- what the service asks to correct once (defined with the methods)
@@ -203,7 +206,7 @@ end
 -- they point at the caller of the public method (which must not tail-call
 -- this).
 local function run(self, st, send, decoder, what, x, y)
-  not_in_nginx_request("", 3)
+  if rawget(_G, "ngx") ~= nil then not_in_nginx_request("", 3) end
   local done -- the corrections made (made when first needed)
   while true do
     local fresh, cred_err = st.refresh(self)
@@ -262,7 +265,7 @@ function methods:purge(urls, opts)
   local st = check_self(self, "purge")
   if type(urls) ~= "table" then fail(":purge", "urls must be a table (got " .. type(urls) .. ")", 2) end
   if opts ~= nil and type(opts) ~= "table" then fail(":purge", "opts must be a table", 2) end
-  local res, err = run(self, st, send_purge, decode.task, "URL", urls, cdn_extras(st, ":purge", opts))
+  local res, err = run(self, st, send_purge, decode.task, "URL", urls, opts and cdn_extras(st, ":purge", opts))
   return res, err
 end
 

@@ -540,8 +540,14 @@ function Refresher:_install(c, now)
 end
 
 function Refresher:current()
-  local now = self.clock()
   local c = self.creds
+  -- Credentials that never expire and no refresh asked for: nothing to check.
+  if c and c.expires_at == nil and self.refresh_at == math.huge then
+    local changed = c ~= self.given
+    self.given = c
+    return c, changed
+  end
+  local now = self.clock()
   local valid = c and (c.expires_at == nil or now < c.expires_at)
   if not valid or (now >= self.refresh_at and now >= self.retry_at) then
     local fresh, e = self.provider:get(now)
