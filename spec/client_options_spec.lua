@@ -38,6 +38,22 @@ describe("ecdn.client options", function()
     end
   end)
 
+  it("a clock that goes bad later fails each call before the limiter is asked, with the same message", function()
+    local bad, acquired = false, 0
+    local counting = { take = function() return 0 end, penalize = function() end,
+                       acquire = function() acquired = acquired + 1 end }
+    local c = new { clock = function() if bad then return -1 end return os.time() end, limiter = counting }
+    bad = true
+    for _, call in ipairs { function() c:purge { "https://a.example.com/x" } end,
+                            function() c:call("DescribePurgeQuota", {}) end } do
+      local ok, err = pcall(call)
+      assert.is_false(ok)
+      assert.equal("ecdn.client: clock() must return unix seconds", err)
+    end
+    assert.equal(0, acquired)
+    c:close()
+  end)
+
   it("refuses ids and keys with surrounding whitespace, without echoing them", function()
     for _, opts in ipairs {
       { secret_id = " " .. ID, secret_key = KEY },

@@ -252,11 +252,15 @@ describe("credentials.refresher", function()
     assert.is_true(changed)
   end)
 
-  it("credentials without expiry: kept without asking the clock or the provider, until invalidate()", function()
+  it("credentials without expiry on the system clock: kept without reading it or asking again, until invalidate()",
+    function()
+    local real = os.time
+    local reads = 0
+    os.time = function(...) reads = reads + 1 return real(...) end -- luacheck: ignore 122
+    finally(function() os.time = real end) -- luacheck: ignore 122
     local p = scripted()
     p.next = creds(1)
-    local reads = 0
-    local r = credentials.refresher(p, function() reads = reads + 1 return T0 end)
+    local r = credentials.refresher(p) -- the default clock: os.time
     local c, changed = r:current()
     assert.equal("AKIDrot1", c.secret_id)
     assert.is_true(changed)
@@ -274,6 +278,22 @@ describe("credentials.refresher", function()
     assert.equal("AKIDrot2", c.secret_id)
     assert.is_true(changed)
     assert.equal(calls + 1, p.calls)
+  end)
+
+  it("a clock of one's own is read on every call, and its failure surfaces there", function()
+    local p = scripted()
+    p.next = creds(1)
+    local reads, broken = 0, false
+    local r = credentials.refresher(p, function()
+      reads = reads + 1
+      if broken then error("clock broke") end
+      return T0
+    end)
+    assert(r:current())
+    assert(r:current())
+    assert.equal(2, reads)
+    broken = true
+    assert.has_error(function() r:current() end)
   end)
 
   it("the default clock is os.time", function()

@@ -53,12 +53,12 @@ local function fail(fn, message, level)
   error("ecdn.client" .. fn .. ": " .. message, level + 1)
 end
 
-local os_time, floor = os.time, math.floor
+local floor = math.floor
 
 -- The local idea of unix time: the clock option (tests) or the system's.
 local function local_time(st)
-  if not st.clock then return os_time() end
-  local t = times.now(st.clock, os_time)
+  if not st.clock then return os.time() end
+  local t = times.now(st.clock, os.time)
   if not t then fail("", "clock() must return unix seconds", 5) end
   return t
 end
