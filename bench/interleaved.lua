@@ -29,8 +29,8 @@ do
     i = i + 1
   end
 end
-if not (url and request_file and rounds and batch) then
-  io.stderr:write("usage: bench/interleaved.lua URL REQUEST_FILE [--rounds N] [--batch K] [--tsv]\n")
+if not (url and request_file and rounds and batch and rounds >= 2 and rounds % 2 == 0 and batch >= 1) then
+  io.stderr:write("usage: bench/interleaved.lua URL REQUEST_FILE [--rounds N (even)] [--batch K] [--tsv]\n")
   os.exit(2)
 end
 
@@ -81,14 +81,20 @@ end
 c:close()
 floor:close()
 
-local function median(t)
+-- The value at fraction f of the sorted values (0.5: the median).
+local function at(t, fraction)
   table.sort(t)
-  return t[math.floor(#t / 2) + 1]
+  return t[math.floor((#t - 1) * fraction + 0.5) + 1]
 end
+local function median(t) return at(t, 0.5) end
 local function us(t) return median(t) / batch * 1e6 end
 local out = {
   { "il_wall_ratio", median(ratio_wall), "client:purge / curl floor, wall-clock, median of the pairs" },
+  { "il_wall_ratio_q1", at(ratio_wall, 0.25), "  its first quartile" },
+  { "il_wall_ratio_q3", at(ratio_wall, 0.75), "  its third quartile" },
   { "il_cpu_ratio", median(ratio_cpu), "client:purge / curl floor, CPU, median of the pairs" },
+  { "il_cpu_ratio_q1", at(ratio_cpu, 0.25), "  its first quartile" },
+  { "il_cpu_ratio_q3", at(ratio_cpu, 0.75), "  its third quartile" },
   { "il_purge_wall_us", us(ours_wall), "client:purge, us wall (median batch)" },
   { "il_floor_wall_us", us(floor_wall), "curl floor, us wall (median batch)" },
   { "il_purge_cpu_us", us(ours_cpu), "client:purge, us CPU (median batch)" },
