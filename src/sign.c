@@ -109,8 +109,27 @@ static int check_field(ecdn_str s, int required, int header, const char *name, c
 #define SERVICE_MAX 64   /* longer services are signed correctly but not cached */
 #define KEYBUF 256       /* "TC3" + secret key on the stack up to this size */
 
+/* A signing key (32 bytes), ready for HMAC-SHA256: its inner and outer
+ * blocks, K ^ 0x36.. and K ^ 0x5c... A signature then takes one digest
+ * context and no allocation, where re-using a keyed EVP_MAC context copies
+ * digest contexts and allocates every time. As secret as the key: wiped
+ * with whatever holds it. */
 typedef struct {
-    EVP_MAC_CTX *mac;            /* keyed with the derived signing key; NULL until first used */
+    unsigned char ipad[64], opad[64];
+} day_key;
+
+static void day_key_set(day_key *d, const unsigned char k[32])
+{
+    size_t i;
+    for (i = 0; i < 64; i++) {
+        unsigned char b = i < 32 ? k[i] : 0;
+        d->ipad[i] = (unsigned char)(b ^ 0x36);
+        d->opad[i] = (unsigned char)(b ^ 0x5c);
+    }
+}
+
+typedef struct {
+    day_key key;                 /* the derived signing key */
     unsigned long long stamp;    /* last use (LRU); 0 = empty */
     unsigned char fp[32];        /* SHA-256("TC3" + secret key): never the key itself */
     char date[10];
@@ -122,7 +141,8 @@ struct ecdn_tc3_signer {
     EVP_MD *sha256;
     EVP_MAC *hmac;
     EVP_MD_CTX *md;
-    EVP_MAC_CTX *mac;            /* key chain; signatures that are not cached */
+    EVP_MAC_CTX *mac;            /* the key chain */
+    day_key uncached;            /* the signing key of a signature that is not cached */
     tc3_entry *entries;
     size_t capacity;
     unsigned long long clock;
@@ -165,21 +185,14 @@ ecdn_tc3_signer *ecdn_tc3_signer_new(size_t capacity)
 
 static void entry_wipe(tc3_entry *e)
 {
-    EVP_MAC_CTX *m = e->mac;     /* kept for reuse; re-keying it replaces (and wipes) the old key */
     OPENSSL_cleanse(e, sizeof *e);
-    e->mac = m;
 }
 
 void ecdn_tc3_signer_clear(ecdn_tc3_signer *s)
 {
     size_t i;
     if (s == NULL) return;
-    for (i = 0; i < s->capacity; i++) {
-        /* A freed EVP_MAC_CTX wipes its key material; a new one is made on next use. */
-        EVP_MAC_CTX_free(s->entries[i].mac);
-        s->entries[i].mac = NULL;
-        entry_wipe(&s->entries[i]);
-    }
+    for (i = 0; i < s->capacity; i++) entry_wipe(&s->entries[i]);
     s->stats.entries = 0;
 }
 
@@ -273,8 +286,6 @@ void ecdn_tc3_signer_forget(ecdn_tc3_signer *s, ecdn_str secret_key)
     for (i = 0; i < s->capacity; i++) {
         tc3_entry *e = &s->entries[i];
         if (e->stamp && CRYPTO_memcmp(e->fp, fp, 32) == 0) {
-            EVP_MAC_CTX_free(e->mac);
-            e->mac = NULL;
             entry_wipe(e);
             s->stats.entries--;
         }
@@ -291,10 +302,10 @@ static int derive_chain(EVP_MAC_CTX *m, const unsigned char *key, size_t klen, c
            hmac256(m, k2, 32, "tc3_request", 11, k3);
 }
 
-/* A MAC context keyed with the signing key for (secret, date, service):
- * a cached entry's, or the signer's own after deriving the chain. */
+/* The signing key for (secret, date, service): a cached entry's, or the
+ * signer's own after deriving the chain. */
 static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, const char *date,
-                       EVP_MAC_CTX **out)
+                       const day_key **out)
 {
     unsigned char stack[KEYBUF], fp[32], k1[32], k2[32], k3[32];
     ecdn_buf heap;
@@ -319,7 +330,7 @@ static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, co
                 if (memcmp(e->date, date, 10) == 0) {
                     e->stamp = ++s->clock;
                     s->stats.hits++;
-                    *out = e->mac;
+                    *out = &e->key;
                     goto done;
                 }
                 same = e;
@@ -334,32 +345,21 @@ static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, co
         goto done;
     }
     if (!cacheable) {
-        if (!EVP_MAC_init(s->mac, k3, 32, NULL)) rc = ECDN_ECRYPTO;
-        *out = s->mac;
+        day_key_set(&s->uncached, k3);
+        *out = &s->uncached;
         goto done;
     }
     if (same) { slot = same; s->stats.replaced++; }
     else if (empty) { slot = empty; s->stats.entries++; }
     else { slot = lru; s->stats.evictions++; }
     entry_wipe(slot);
-    if (slot->mac == NULL && (slot->mac = new_hmac_ctx(s->hmac)) == NULL) {
-        s->stats.entries--;      /* the slot is empty now, whichever it was */
-        rc = ECDN_ENOMEM;
-        goto done;
-    }
-    if (!EVP_MAC_init(slot->mac, k3, 32, NULL)) {
-        EVP_MAC_CTX_free(slot->mac);
-        slot->mac = NULL;
-        s->stats.entries--;
-        rc = ECDN_ECRYPTO;
-        goto done;
-    }
+    day_key_set(&slot->key, k3);
     memcpy(slot->fp, fp, 32);
     memcpy(slot->date, date, 10);
     memcpy(slot->service, service.ptr, service.len);
     slot->service_len = (unsigned char)service.len;
     slot->stamp = ++s->clock;
-    *out = slot->mac;
+    *out = &slot->key;
 done:
     if (key == stack) OPENSSL_cleanse(stack, klen);
     OPENSSL_cleanse(fp, sizeof fp);
@@ -529,7 +529,20 @@ static char *put(char *d, const void *p, size_t n)
 #define PUT_LIT(d, lit) put((d), (lit), sizeof(lit) - 1)
 #define TEXT_STACK 512 /* canonical request, string to sign, authorization: on the stack up to this */
 
-static int prepared_ctx(ecdn_tc3_prepared *p, const char *date, EVP_MAC_CTX **out);
+static int prepared_ctx(ecdn_tc3_prepared *p, const char *date, const day_key **out);
+
+/* HMAC-SHA256 of msg with a ready key, in the signer's digest context. */
+static int day_key_hmac(ecdn_tc3_signer *s, const day_key *d, const void *msg, size_t n, unsigned char out[32])
+{
+    unsigned char inner[32];
+    unsigned int l1 = 0, l2 = 0;
+    int ok = EVP_DigestInit_ex2(s->md, s->sha256, NULL) && EVP_DigestUpdate(s->md, d->ipad, 64) &&
+             EVP_DigestUpdate(s->md, msg, n) && EVP_DigestFinal_ex(s->md, inner, &l1) && l1 == 32 &&
+             EVP_DigestInit_ex2(s->md, s->sha256, NULL) && EVP_DigestUpdate(s->md, d->opad, 64) &&
+             EVP_DigestUpdate(s->md, inner, 32) && EVP_DigestFinal_ex(s->md, out, &l2) && l2 == 32;
+    OPENSSL_cleanse(inner, sizeof inner);
+    return ok ? 0 : -1;
+}
 
 /* Signs a checked request with sg's contexts; the signing key comes from p
  * when given (a prepared signer), else from sg's cache. */
@@ -538,12 +551,12 @@ static int sign_checked(ecdn_tc3_signer *sg, ecdn_tc3_prepared *p, const ecdn_tc
     static const char SCOPE_TAIL[] = "/tc3_request";
     ecdn_str ct = q->content_type.ptr ? q->content_type : JSON_CT;
     const char *signed_headers = q->sign_action ? "content-type;host;x-tc-action" : "content-type;host";
-    size_t shlen = q->sign_action ? 29 : 17, tslen, clen, slen, alen = 0, olen = 0, i;
+    size_t shlen = q->sign_action ? 29 : 17, tslen, clen, slen, alen = 0, i;
     char cstack[TEXT_STACK], sstack[TEXT_STACK], astack[TEXT_STACK];
     char *cp = cstack, *sp = sstack, *ap = astack, *d;
     char payload_hash[65], creq_hash[65];
     unsigned char sig[32];
-    EVP_MAC_CTX *mac = NULL;
+    const day_key *key = NULL;
     int rc = ECDN_OK;
 
     /* A reused result starts empty. */
@@ -594,10 +607,9 @@ static int sign_checked(ecdn_tc3_signer *sg, ecdn_tc3_prepared *p, const ecdn_tc
     if (!q->omit_debug && ecdn_buf_add(&r->string_to_sign, sp, slen)) { rc = ECDN_ENOMEM; goto done; }
 
     /* The signing key (cached or derived now; every intermediate is wiped). */
-    rc = p ? prepared_ctx(p, r->date, &mac) : signing_ctx(sg, q->secret_key, q->service, r->date, &mac);
+    rc = p ? prepared_ctx(p, r->date, &key) : signing_ctx(sg, q->secret_key, q->service, r->date, &key);
     if (rc != ECDN_OK) goto done;
-    if (!EVP_MAC_init(mac, NULL, 0, NULL) || !EVP_MAC_update(mac, (const unsigned char *)sp, slen) ||
-        !EVP_MAC_final(mac, sig, &olen, sizeof sig) || olen != 32) {
+    if (day_key_hmac(sg, key, sp, slen, sig)) {
         rc = ECDN_ECRYPTO;
         goto done;
     }
@@ -700,7 +712,8 @@ struct ecdn_tc3_prepared {
     ecdn_tc3_request q;          /* the fields; strings point into text (or are borrowed) */
     ecdn_buf text;               /* one copy of every field, wiped when freed; empty when borrowed */
     ecdn_tc3_signer *sg;         /* digest and key-chain contexts (no cache) */
-    EVP_MAC_CTX *day;            /* keyed with the signing key of `date`; NULL until first used */
+    day_key day;                 /* the signing key of `date` */
+    int has_day;                 /* day is set (not before the first signature) */
     char date[10];
 };
 
@@ -719,8 +732,8 @@ static ecdn_tc3_prepared *prepared_new(int *rc)
     return p;
 }
 
-/* The MAC context keyed for this date: the day's, or derived now (once a day). */
-static int prepared_ctx(ecdn_tc3_prepared *p, const char *date, EVP_MAC_CTX **out)
+/* The signing key of this date: the day's, or derived now (once a day). */
+static int prepared_ctx(ecdn_tc3_prepared *p, const char *date, const day_key **out)
 {
     unsigned char stack[KEYBUF], k1[32], k2[32], k3[32];
     ecdn_buf heap;
@@ -728,23 +741,22 @@ static int prepared_ctx(ecdn_tc3_prepared *p, const char *date, EVP_MAC_CTX **ou
     size_t klen;
     int rc = ECDN_OK;
 
-    if (p->day && memcmp(p->date, date, 10) == 0) {
-        *out = p->day;
+    if (p->has_day && memcmp(p->date, date, 10) == 0) {
+        *out = &p->day;
         return ECDN_OK;
     }
     ecdn_buf_init(&heap);
     key = tc3_key(p->q.secret_key, stack, &heap, &klen);
+    /* The previous day's key goes first, whatever happens next. */
+    p->has_day = 0;
+    OPENSSL_cleanse(&p->day, sizeof p->day);
     if (key == NULL) rc = ECDN_ENOMEM;
-    else if (p->day == NULL && (p->day = new_hmac_ctx(p->sg->hmac)) == NULL) rc = ECDN_ENOMEM;
-    else if (derive_chain(p->sg->mac, key, klen, date, p->q.service, k1, k2, k3) ||
-             !EVP_MAC_init(p->day, k3, 32, NULL)) {
-        /* A context that may hold a half-made key is not kept. */
-        EVP_MAC_CTX_free(p->day);
-        p->day = NULL;
-        rc = ECDN_ECRYPTO;
-    } else {
+    else if (derive_chain(p->sg->mac, key, klen, date, p->q.service, k1, k2, k3)) rc = ECDN_ECRYPTO;
+    else {
+        day_key_set(&p->day, k3);
+        p->has_day = 1;
         memcpy(p->date, date, 10);
-        *out = p->day;
+        *out = &p->day;
     }
     if (key == stack) OPENSSL_cleanse(stack, klen);
     OPENSSL_cleanse(k1, sizeof k1);
@@ -827,7 +839,6 @@ void ecdn_tc3_prepared_free(ecdn_tc3_prepared *p)
 {
     if (p == NULL) return;
     count_live(-1);
-    EVP_MAC_CTX_free(p->day);    /* a freed EVP_MAC_CTX wipes its key */
     ecdn_tc3_signer_free(p->sg);
     ecdn_buf_free(&p->text);     /* wipes the copies (none when borrowed) */
     OPENSSL_cleanse(p, sizeof *p);

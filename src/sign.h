@@ -105,7 +105,7 @@ void ecdn_tc3_forget_key(ecdn_str secret_key);
 /* A prepared signer: the fields of one account and endpoint (every field of
  * ecdn_tc3_request but action, payload, timestamp and omit_debug) copied
  * and checked once, and the signing key of the last UTC date used kept
- * keyed in a MAC context: a signature then hashes its payload and signs
+ * ready for HMAC (its two blocks): a signature then hashes its payload and signs
  * anew with no lookup. A date change derives the day's key afresh; the
  * fields (the key among them) never change: prepare another signer for new
  * credentials. Freeing wipes the copies and the day key. Not thread-safe. */
