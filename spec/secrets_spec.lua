@@ -6,6 +6,7 @@
 local ecdn = require "ecdn"
 local core = require "ecdn.core"
 local sim = require "support.sim"
+local openssl = require "support.openssl"
 local proc = require "support.proc"
 
 local CANARY = "CanaryKeyZq8Xw3Tn6Vb1Mm4Hs7Jd2Lr"
@@ -65,6 +66,94 @@ local function scan(where, f, ...)
   local r = pack(pcall(f, ...))
   for i = 1, r.n do assert_clean(r[i], where) end
   return r
+end
+
+-- How many times each needle ({name = bytes}) occurs in the writable memory
+-- of process pid (/proc/PID/mem: heap and anonymous mappings).
+local function count_in(pid, needles)
+  local mf = assert(io.open("/proc/" .. pid .. "/maps"))
+  local maps = mf:read("*a")
+  mf:close()
+  local mem = assert(io.open("/proc/" .. pid .. "/mem", "rb"))
+  local longest = 1
+  for _, needle in pairs(needles) do longest = math.max(longest, #needle) end
+  local n = {}
+  for name in pairs(needles) do n[name] = 0 end
+  for a, b, perms, rest in maps:gmatch("(%x+)%-(%x+) (%S+)([^\n]*)\n") do
+    -- Writable data only; the stack is left out (dead frames keep stray
+    -- copies from building strings, which come and go), and so are huge
+    -- reservations (ASan's shadow memory, terabytes of zeros): the
+    -- child's heaps are a few MB.
+    local lo, hi = tonumber(a, 16), tonumber(b, 16)
+    if perms:sub(1, 2) == "rw" and not rest:find("[stack", 1, true) and not rest:find("[v", 1, true)
+        and hi - lo < 64 * 1048576 then
+      local pos, prev = lo, ""
+      while pos < hi do
+        local len = math.min(1048576, hi - pos)
+        local chunk = mem:seek("set", pos) and mem:read(len)
+        if not chunk then break end
+        local buf = prev .. chunk
+        for name, needle in pairs(needles) do
+          local i = 1
+          while true do
+            local at = buf:find(needle, i, true)
+            if not at then break end
+            -- (a match wholly inside prev was counted with the last chunk)
+            if at + #needle - 1 > #prev then n[name] = n[name] + 1 end
+            i = at + 1
+          end
+        end
+        prev = buf:sub(-(longest - 1))
+        pos = pos + len
+      end
+    end
+  end
+  mem:close()
+  return n
+end
+
+local function stopped(pid)
+  local sf = io.open("/proc/" .. pid .. "/stat")
+  if not sf then return false end
+  local st = sf:read("*a")
+  sf:close()
+  return st:match("^%d+ %b() (%a)") == "T"
+end
+
+-- Runs the Lua source `body` in a child with the environment `env`; the
+-- child stops itself at each checkpoint(name) and this process counts the
+-- needles in its memory there. Returns {[name] = counts}, "name=..., ..."
+local function checkpoints(body, env, needles, summary)
+  local script = proc.tmpname() .. ".lua"
+  local f = assert(io.open(script, "w"))
+  f:write([[
+    local function checkpoint(name)
+      io.stdout:write(name, "\n")
+      io.stdout:flush()
+      os.execute("kill -STOP $PPID")
+    end
+  ]], body, '\nio.stdout:write("done\\n")\n')
+  f:close()
+  local p = assert(io.popen("echo $$; " .. proc.env .. " " .. env .. " exec " .. proc.lua .. " " .. script))
+  local pid = tonumber(p:read("*l"))
+  local counts, order = {}, {}
+  local ok, err = pcall(function()
+    for line in p:lines() do
+      if line == "done" then break end
+      local deadline = os.time() + 10
+      while not stopped(pid) do
+        assert(os.time() < deadline, "the child did not stop at " .. line)
+      end
+      counts[line] = count_in(pid, needles)
+      order[#order + 1] = line .. "=" .. summary(counts[line])
+      os.execute("kill -CONT " .. pid)
+    end
+  end)
+  if not ok then os.execute("kill -CONT " .. pid .. "; kill -KILL " .. pid .. " 2>/dev/null") end
+  p:close()
+  os.remove(script)
+  assert(ok, err)
+  return counts, table.concat(order, ", ")
 end
 
 describe("secret hygiene", function()
@@ -303,17 +392,10 @@ describe("secret hygiene", function()
   -- the C copy (and any signing scratch) was wiped, not just freed. The count
   -- uses the key's second half, which survives a free without a wipe.
   it("is wiped from memory when a client is closed or collected", function()
-    local script = proc.tmpname() .. ".lua"
-    local f = assert(io.open(script, "w"))
-    f:write([[
+    local counts, seen = checkpoints([[
       local ecdn = require "ecdn"
       local id, url = os.getenv("ECDN_CANARY_ID"), os.getenv("ECDN_SIM_URL")
       local key = os.getenv("ECDN_CANARY_KEY") -- the only Lua copy, kept alive
-      local function checkpoint(name)
-        io.stdout:write(name, "\n")
-        io.stdout:flush()
-        os.execute("kill -STOP $PPID")
-      end
       local function make(k)
         local c = assert(ecdn.client{ secret_id = id, secret_key = k, endpoint = url })
         local res, err = c:purge{ "https://www.example.com/a" }
@@ -339,82 +421,75 @@ describe("secret hygiene", function()
       collectgarbage()
       collectgarbage()
       checkpoint("collected")
-      io.stdout:write("done\n")
-    ]])
-    f:close()
-
-    local needle = FORMS.tail
-    local function count(pid)
-      local mf = assert(io.open("/proc/" .. pid .. "/maps"))
-      local maps = mf:read("*a")
-      mf:close()
-      local mem = assert(io.open("/proc/" .. pid .. "/mem", "rb"))
-      local n = 0
-      for a, b, perms, rest in maps:gmatch("(%x+)%-(%x+) (%S+)([^\n]*)\n") do
-        -- Writable data only; the stack is left out (dead frames keep stray
-        -- copies from building strings, which come and go), and so are huge
-        -- reservations (ASan's shadow memory, terabytes of zeros): the
-        -- child's heaps are a few MB.
-        local lo, hi = tonumber(a, 16), tonumber(b, 16)
-        if perms:sub(1, 2) == "rw" and not rest:find("[stack", 1, true) and not rest:find("[v", 1, true)
-            and hi - lo < 64 * 1048576 then
-          local pos, prev = lo, ""
-          while pos < hi do
-            local len = math.min(1048576, hi - pos)
-            local chunk = mem:seek("set", pos) and mem:read(len)
-            if not chunk then break end
-            local buf, i = prev .. chunk, 1
-            while true do
-              local at = buf:find(needle, i, true)
-              if not at then break end
-              n, i = n + 1, at + 1
-            end
-            prev = buf:sub(-(#needle - 1))
-            pos = pos + len
-          end
-        end
-      end
-      mem:close()
-      return n
-    end
-
-    local function stopped(pid)
-      local sf = io.open("/proc/" .. pid .. "/stat")
-      if not sf then return false end
-      local st = sf:read("*a")
-      sf:close()
-      return st:match("^%d+ %b() (%a)") == "T"
-    end
-
-    local env = "ECDN_CANARY_KEY=" .. CANARY .. " ECDN_CANARY_ID=" .. ID .. " ECDN_SIM_URL=" .. s.url
-    local p = assert(io.popen("echo $$; " .. proc.env .. " " .. env .. " exec " .. proc.lua .. " " .. script))
-    local pid = tonumber(p:read("*l"))
-    local counts, order = {}, {}
-    local ok, err = pcall(function()
-      for line in p:lines() do
-        if line == "done" then break end
-        local deadline = os.time() + 10
-        while not stopped(pid) do
-          assert(os.time() < deadline, "the child did not stop at " .. line)
-        end
-        counts[line] = count(pid)
-        order[#order + 1] = line .. "=" .. counts[line]
-        os.execute("kill -CONT " .. pid)
-      end
-    end)
-    if not ok then os.execute("kill -CONT " .. pid .. "; kill -KILL " .. pid .. " 2>/dev/null") end
-    p:close()
-    os.remove(script)
-    assert(ok, err)
-    local seen = table.concat(order, ", ")
-    local b = counts.baseline
+    ]], "ECDN_CANARY_KEY=" .. CANARY .. " ECDN_CANARY_ID=" .. ID .. " ECDN_SIM_URL=" .. s.url,
+      { key = FORMS.tail }, function(c) return tostring(c.key) end)
+    local function n(name) return counts[name] and counts[name].key end
+    local b = n("baseline")
     assert.is_number(b, seen)
     assert.is_true(b >= 1, "the scan does not see the key's Lua string: " .. seen)
     -- Positive control: the scan sees the client's own copy.
-    assert.equal(b + 1, counts.created, seen)
-    assert.equal(b + 1, counts.used, "signing left a copy behind: " .. seen)
-    assert.equal(b, counts.closed, "close() left the key in memory: " .. seen)
-    assert.equal(b + 1, counts["created again"], seen)
-    assert.equal(b, counts.collected, "collection left the key in memory: " .. seen)
+    assert.equal(b + 1, n("created"), seen)
+    assert.equal(b + 1, n("used"), "signing left a copy behind: " .. seen)
+    assert.equal(b, n("closed"), "close() left the key in memory: " .. seen)
+    assert.equal(b + 1, n("created again"), seen)
+    assert.equal(b, n("collected"), "collection left the key in memory: " .. seen)
+  end)
+
+  -- The keys derived from the canary (k1, k2 and the signing key k3 of the
+  -- TC3 chain) and the signing key's HMAC block (k3 XOR 0x36..) as the cache
+  -- keeps it: only the cache may hold them, and only until it is cleared.
+  it("leaves no derived key behind: not in the key chain's context, nor for an uncached service, nor after a clear",
+    function()
+    local TS = 1700000000
+    local LONG = "ecdn" .. ("x"):rep(70) -- longer than the cache takes: signed, not cached
+    local date = os.date("!%Y-%m-%d", TS)
+    local function xor36(k)
+      return (k:gsub(".", function(ch)
+        local a, b, r, m = ch:byte(), 0x36, 0, 1
+        for _ = 1, 8 do
+          if a % 2 ~= b % 2 then r = r + m end
+          a, b, m = math.floor(a / 2), math.floor(b / 2), m * 2
+        end
+        return string.char(r)
+      end))
+    end
+    local needles = {}
+    for _, service in ipairs { "ecdn", LONG } do
+      local tag = service == "ecdn" and "" or "long_"
+      local k1 = openssl.hmac("sha256", "TC3" .. CANARY, date)
+      local k2 = openssl.hmac("sha256", k1, service)
+      local k3 = openssl.hmac("sha256", k2, "tc3_request")
+      needles[tag .. "k1"], needles[tag .. "k2"], needles[tag .. "k3"] = k1, k2, k3
+      needles[tag .. "ipad"] = xor36(k3)
+    end
+    local names = {}
+    for name in pairs(needles) do names[#names + 1] = name end
+    table.sort(names)
+    local counts, seen = checkpoints(([[
+      local core = require "ecdn.core"
+      local key = os.getenv("ECDN_CANARY_KEY")
+      local function sign(service)
+        return assert(core.sign_tc3{ secret_id = "AKIDx", secret_key = key, service = service,
+          host = "h.example.com", version = "2019-10-12", action = "PurgeUrlsCache", payload = "{}",
+          timestamp = TS })
+      end
+      sign("ecdn")
+      checkpoint("cached")
+      core.sign_cache_clear()
+      checkpoint("cleared")
+      sign("LONG")
+      checkpoint("uncached")
+    ]]):gsub("TS", TS):gsub("LONG", LONG), "ECDN_CANARY_KEY=" .. CANARY, needles, function(c)
+      local t = {}
+      for _, name in ipairs(names) do t[#t + 1] = name .. ":" .. c[name] end
+      return "{" .. table.concat(t, " ") .. "}"
+    end)
+    -- Positive control: the cache entry's HMAC block is seen.
+    assert.is_true(counts.cached.ipad >= 1, "the scan does not see the cached key: " .. seen)
+    for _, name in ipairs(names) do
+      if name ~= "ipad" then assert.equal(0, counts.cached[name], name .. " left behind: " .. seen) end
+      assert.equal(0, counts.cleared[name], name .. " left after sign_cache_clear(): " .. seen)
+      assert.equal(0, counts.uncached[name], name .. " left behind: " .. seen)
+    end
   end)
 end)

@@ -141,8 +141,7 @@ struct ecdn_tc3_signer {
     EVP_MD *sha256;
     EVP_MAC *hmac;
     EVP_MD_CTX *md;
-    EVP_MAC_CTX *mac;            /* the key chain */
-    day_key uncached;            /* the signing key of a signature that is not cached */
+    EVP_MAC_CTX *mac;            /* the key chain (left keyed with a public key) */
     tc3_entry *entries;
     size_t capacity;
     unsigned long long clock;
@@ -298,13 +297,17 @@ void ecdn_tc3_signer_forget(ecdn_tc3_signer *s, ecdn_str secret_key)
 static int derive_chain(EVP_MAC_CTX *m, const unsigned char *key, size_t klen, const char *date, ecdn_str service,
                         unsigned char k1[32], unsigned char k2[32], unsigned char k3[32])
 {
-    return hmac256(m, key, klen, date, 10, k1) || hmac256(m, k1, 32, service.ptr, service.len, k2) ||
-           hmac256(m, k2, 32, "tc3_request", 11, k3);
+    static const unsigned char PUBLIC_KEY[32]; /* all zero */
+    int rc = hmac256(m, key, klen, date, 10, k1) || hmac256(m, k1, 32, service.ptr, service.len, k2) ||
+             hmac256(m, k2, 32, "tc3_request", 11, k3);
+    /* Re-keying wipes the last key (k2): nothing secret stays in the context. */
+    if (!EVP_MAC_init(m, PUBLIC_KEY, sizeof PUBLIC_KEY, NULL)) rc = -1;
+    return rc;
 }
 
-/* The signing key for (secret, date, service): a cached entry's, or the
- * signer's own after deriving the chain. */
-static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, const char *date,
+/* The signing key for (secret, date, service): a cached entry's, or, when
+ * it cannot be cached, derived into `spare` (the caller wipes it). */
+static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, const char *date, day_key *spare,
                        const day_key **out)
 {
     unsigned char stack[KEYBUF], fp[32], k1[32], k2[32], k3[32];
@@ -345,8 +348,8 @@ static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, co
         goto done;
     }
     if (!cacheable) {
-        day_key_set(&s->uncached, k3);
-        *out = &s->uncached;
+        day_key_set(spare, k3);
+        *out = spare;
         goto done;
     }
     if (same) { slot = same; s->stats.replaced++; }
@@ -541,6 +544,7 @@ static int day_key_hmac(ecdn_tc3_signer *s, const day_key *d, const void *msg, s
              EVP_DigestInit_ex2(s->md, s->sha256, NULL) && EVP_DigestUpdate(s->md, d->opad, 64) &&
              EVP_DigestUpdate(s->md, inner, 32) && EVP_DigestFinal_ex(s->md, out, &l2) && l2 == 32;
     OPENSSL_cleanse(inner, sizeof inner);
+    if (!ok) EVP_MD_CTX_reset(s->md); /* it may hold the key's inner state */
     return ok ? 0 : -1;
 }
 
@@ -557,6 +561,7 @@ static int sign_checked(ecdn_tc3_signer *sg, ecdn_tc3_prepared *p, const ecdn_tc
     char payload_hash[65], creq_hash[65];
     unsigned char sig[32];
     const day_key *key = NULL;
+    day_key spare;               /* the signing key when it is not cached */
     int rc = ECDN_OK;
 
     /* A reused result starts empty. */
@@ -607,7 +612,7 @@ static int sign_checked(ecdn_tc3_signer *sg, ecdn_tc3_prepared *p, const ecdn_tc
     if (!q->omit_debug && ecdn_buf_add(&r->string_to_sign, sp, slen)) { rc = ECDN_ENOMEM; goto done; }
 
     /* The signing key (cached or derived now; every intermediate is wiped). */
-    rc = p ? prepared_ctx(p, r->date, &key) : signing_ctx(sg, q->secret_key, q->service, r->date, &key);
+    rc = p ? prepared_ctx(p, r->date, &key) : signing_ctx(sg, q->secret_key, q->service, r->date, &spare, &key);
     if (rc != ECDN_OK) goto done;
     if (day_key_hmac(sg, key, sp, slen, sig)) {
         rc = ECDN_ECRYPTO;
@@ -647,6 +652,7 @@ static int sign_checked(ecdn_tc3_signer *sg, ecdn_tc3_prepared *p, const ecdn_tc
     if (q->token.len) add_header(r, ECDN_TC3_H_TOKEN, q->token);
     if (q->language.len) add_header(r, ECDN_TC3_H_LANGUAGE, q->language);
 done:
+    if (key == &spare) OPENSSL_cleanse(&spare, sizeof spare);
     /* The authorization text holds a signature: wiped like the result's copy. */
     if (ap != astack) {
         if (ap) OPENSSL_cleanse(ap, alen);
