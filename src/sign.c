@@ -292,30 +292,36 @@ void ecdn_tc3_signer_forget(ecdn_tc3_signer *s, ecdn_str secret_key)
     OPENSSL_cleanse(fp, sizeof fp);
 }
 
-/* The key chain: k3 = HMAC(HMAC(HMAC("TC3" + secret, date), service), "tc3_request").
- * The caller wipes k1, k2 and k3. */
-static int derive_chain(EVP_MAC_CTX *m, const unsigned char *key, size_t klen, const char *date, ecdn_str service,
-                        unsigned char k1[32], unsigned char k2[32], unsigned char k3[32])
+/* The key chain, k3 = HMAC(HMAC(HMAC("TC3" + secret, date), service),
+ * "tc3_request"), into *out (set only on success; k1, k2 and k3 are wiped). */
+static int derive_day_key(EVP_MAC_CTX *m, const unsigned char *key, size_t klen, const char *date,
+                          ecdn_str service, day_key *out)
 {
     static const unsigned char PUBLIC_KEY[32]; /* all zero */
+    unsigned char k1[32], k2[32], k3[32];
     int rc = hmac256(m, key, klen, date, 10, k1) || hmac256(m, k1, 32, service.ptr, service.len, k2) ||
              hmac256(m, k2, 32, "tc3_request", 11, k3);
     /* Re-keying wipes the last key (k2): nothing secret stays in the context. */
     if (!EVP_MAC_init(m, PUBLIC_KEY, sizeof PUBLIC_KEY, NULL)) rc = -1;
+    if (rc == 0) day_key_set(out, k3);
+    OPENSSL_cleanse(k1, sizeof k1);
+    OPENSSL_cleanse(k2, sizeof k2);
+    OPENSSL_cleanse(k3, sizeof k3);
     return rc;
 }
 
 /* The signing key for (secret, date, service): a cached entry's, or, when
- * it cannot be cached, derived into `spare` (the caller wipes it). */
-static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, const char *date, day_key *spare,
+ * it cannot be cached, derived into `spare` (the caller wipes it; a cached
+ * one passes through it, wiped here). */
+static int signing_key(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, const char *date, day_key *spare,
                        const day_key **out)
 {
-    unsigned char stack[KEYBUF], fp[32], k1[32], k2[32], k3[32];
+    unsigned char stack[KEYBUF], fp[32];
     ecdn_buf heap;
     const unsigned char *key;
     size_t klen, i;
     tc3_entry *slot = NULL, *same = NULL, *empty = NULL, *lru = NULL;
-    int cacheable = s->capacity > 0 && service.len <= SERVICE_MAX, rc = ECDN_OK, derived = 0;
+    int cacheable = s->capacity > 0 && service.len <= SERVICE_MAX, rc = ECDN_OK;
 
     ecdn_buf_init(&heap);
     key = tc3_key(secret, stack, &heap, &klen);
@@ -342,13 +348,11 @@ static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, co
         }
         s->stats.misses++;
     }
-    derived = 1;
-    if (derive_chain(s->mac, key, klen, date, service, k1, k2, k3)) {
+    if (derive_day_key(s->mac, key, klen, date, service, spare)) {
         rc = ECDN_ECRYPTO;
         goto done;
     }
     if (!cacheable) {
-        day_key_set(spare, k3);
         *out = spare;
         goto done;
     }
@@ -356,7 +360,8 @@ static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, co
     else if (empty) { slot = empty; s->stats.entries++; }
     else { slot = lru; s->stats.evictions++; }
     entry_wipe(slot);
-    day_key_set(&slot->key, k3);
+    slot->key = *spare;
+    OPENSSL_cleanse(spare, sizeof *spare);
     memcpy(slot->fp, fp, 32);
     memcpy(slot->date, date, 10);
     memcpy(slot->service, service.ptr, service.len);
@@ -366,11 +371,6 @@ static int signing_ctx(ecdn_tc3_signer *s, ecdn_str secret, ecdn_str service, co
 done:
     if (key == stack) OPENSSL_cleanse(stack, klen);
     OPENSSL_cleanse(fp, sizeof fp);
-    if (derived) {
-        OPENSSL_cleanse(k1, sizeof k1);
-        OPENSSL_cleanse(k2, sizeof k2);
-        OPENSSL_cleanse(k3, sizeof k3);
-    }
     ecdn_buf_free(&heap);
     return rc;
 }
@@ -532,7 +532,7 @@ static char *put(char *d, const void *p, size_t n)
 #define PUT_LIT(d, lit) put((d), (lit), sizeof(lit) - 1)
 #define TEXT_STACK 512 /* canonical request, string to sign, authorization: on the stack up to this */
 
-static int prepared_ctx(ecdn_tc3_prepared *p, const char *date, const day_key **out);
+static int prepared_key(ecdn_tc3_prepared *p, const char *date, const day_key **out);
 
 /* HMAC-SHA256 of msg with a ready key, in the signer's digest context. */
 static int day_key_hmac(ecdn_tc3_signer *s, const day_key *d, const void *msg, size_t n, unsigned char out[32])
@@ -612,7 +612,7 @@ static int sign_checked(ecdn_tc3_signer *sg, ecdn_tc3_prepared *p, const ecdn_tc
     if (!q->omit_debug && ecdn_buf_add(&r->string_to_sign, sp, slen)) { rc = ECDN_ENOMEM; goto done; }
 
     /* The signing key (cached or derived now; every intermediate is wiped). */
-    rc = p ? prepared_ctx(p, r->date, &key) : signing_ctx(sg, q->secret_key, q->service, r->date, &spare, &key);
+    rc = p ? prepared_key(p, r->date, &key) : signing_key(sg, q->secret_key, q->service, r->date, &spare, &key);
     if (rc != ECDN_OK) goto done;
     if (day_key_hmac(sg, key, sp, slen, sig)) {
         rc = ECDN_ECRYPTO;
@@ -739,9 +739,9 @@ static ecdn_tc3_prepared *prepared_new(int *rc)
 }
 
 /* The signing key of this date: the day's, or derived now (once a day). */
-static int prepared_ctx(ecdn_tc3_prepared *p, const char *date, const day_key **out)
+static int prepared_key(ecdn_tc3_prepared *p, const char *date, const day_key **out)
 {
-    unsigned char stack[KEYBUF], k1[32], k2[32], k3[32];
+    unsigned char stack[KEYBUF];
     ecdn_buf heap;
     const unsigned char *key;
     size_t klen;
@@ -757,17 +757,13 @@ static int prepared_ctx(ecdn_tc3_prepared *p, const char *date, const day_key **
     p->has_day = 0;
     OPENSSL_cleanse(&p->day, sizeof p->day);
     if (key == NULL) rc = ECDN_ENOMEM;
-    else if (derive_chain(p->sg->mac, key, klen, date, p->q.service, k1, k2, k3)) rc = ECDN_ECRYPTO;
+    else if (derive_day_key(p->sg->mac, key, klen, date, p->q.service, &p->day)) rc = ECDN_ECRYPTO;
     else {
-        day_key_set(&p->day, k3);
         p->has_day = 1;
         memcpy(p->date, date, 10);
         *out = &p->day;
     }
     if (key == stack) OPENSSL_cleanse(stack, klen);
-    OPENSSL_cleanse(k1, sizeof k1);
-    OPENSSL_cleanse(k2, sizeof k2);
-    OPENSSL_cleanse(k3, sizeof k3);
     ecdn_buf_free(&heap);
     return rc;
 }
