@@ -90,8 +90,10 @@ static int tc3_boolean(lua_State *L, const char *fn, int field, int def)
     return lua_toboolean(L, -1);
 }
 
-/* Leaves field i at stack index 1 + i. */
-static void tc3_from_lua(lua_State *L, const char *fn, ecdn_tc3_request *q)
+/* call = 1 (sign_tc3): every field, field i left at stack index 1 + i.
+ * call = 0 (tc3_signer): the account's fields alone (no action, payload,
+ * timestamp or debug), in the same order and with the same messages. */
+static void tc3_from_lua(lua_State *L, const char *fn, ecdn_tc3_request *q, int call)
 {
     int type;
     long long ts = 0;
@@ -101,22 +103,24 @@ static void tc3_from_lua(lua_State *L, const char *fn, ecdn_tc3_request *q)
     tc3_string(L, fn, S_KEY, 1, &q->secret_key);
     tc3_string(L, fn, S_SERVICE, 1, &q->service);
     tc3_string(L, fn, S_HOST, 1, &q->host);
-    tc3_string(L, fn, S_ACTION, 1, &q->action);
+    if (call) tc3_string(L, fn, S_ACTION, 1, &q->action);
     tc3_string(L, fn, S_VERSION, 1, &q->version);
-    tc3_string(L, fn, S_PAYLOAD, 1, &q->payload);
+    if (call) tc3_string(L, fn, S_PAYLOAD, 1, &q->payload);
     tc3_string(L, fn, S_REGION, 0, &q->region);
     tc3_string(L, fn, S_TOKEN, 0, &q->token);
     tc3_string(L, fn, S_LANGUAGE, 0, &q->language);
     tc3_string(L, fn, S_CT, 0, &q->content_type);
-    type = get_field(L, S_TIMESTAMP);
-    if (type == LUA_TNIL) ecdn_field_error(L, fn, "timestamp", "is missing");
-    if (type != LUA_TNUMBER)
-        luaL_error(L, "%s: field 'timestamp' must be a number (got %s)", fn, lua_typename(L, type));
-    if (!ecdn_to_integer(L, -1, &ts) || ts < 0 || ts > ECDN_MAX_TIMESTAMP)
-        ecdn_field_error(L, fn, "timestamp", "must be an integer in [0, 253402300799]");
-    q->timestamp = ts;
+    if (call) {
+        type = get_field(L, S_TIMESTAMP);
+        if (type == LUA_TNIL) ecdn_field_error(L, fn, "timestamp", "is missing");
+        if (type != LUA_TNUMBER)
+            luaL_error(L, "%s: field 'timestamp' must be a number (got %s)", fn, lua_typename(L, type));
+        if (!ecdn_to_integer(L, -1, &ts) || ts < 0 || ts > ECDN_MAX_TIMESTAMP)
+            ecdn_field_error(L, fn, "timestamp", "must be an integer in [0, 253402300799]");
+        q->timestamp = ts;
+    }
     q->sign_action = tc3_boolean(L, fn, S_SIGN_ACTION, 0);
-    q->omit_debug = !tc3_boolean(L, fn, S_DEBUG, 1);
+    if (call) q->omit_debug = !tc3_boolean(L, fn, S_DEBUG, 1);
 }
 
 /* One result per Lua state, reused by every call (its buffers keep their
@@ -229,7 +233,7 @@ static int l_sign_tc3(lua_State *L)
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    tc3_from_lua(L, fn, &q);
+    tc3_from_lua(L, fn, &q, 1);
     r = take_result(L, sc, &own);
     rc = ecdn_sign_tc3(&q, r, &bad);
     if (rc != ECDN_OK) {
@@ -269,18 +273,7 @@ static int l_tc3_signer(lua_State *L)
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    memset(&q, 0, sizeof q);
-    luaL_checkstack(L, S_NFIELDS + 8, fn);
-    tc3_string(L, fn, S_ID, 1, &q.secret_id);
-    tc3_string(L, fn, S_KEY, 1, &q.secret_key);
-    tc3_string(L, fn, S_SERVICE, 1, &q.service);
-    tc3_string(L, fn, S_HOST, 1, &q.host);
-    tc3_string(L, fn, S_VERSION, 1, &q.version);
-    tc3_string(L, fn, S_REGION, 0, &q.region);
-    tc3_string(L, fn, S_TOKEN, 0, &q.token);
-    tc3_string(L, fn, S_LANGUAGE, 0, &q.language);
-    tc3_string(L, fn, S_CT, 0, &q.content_type);
-    q.sign_action = tc3_boolean(L, fn, S_SIGN_ACTION, 0);
+    tc3_from_lua(L, fn, &q, 0);
 
     u = (tc3_signer_ud *)lua_newuserdata(L, sizeof *u);
     memset(u, 0, sizeof *u);
