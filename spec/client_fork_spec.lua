@@ -33,13 +33,14 @@ local function purge_many(c, base, n)
   return tasks, errors, attempts
 end
 
--- Runs fn() in a forked child that writes cjson.encode(fn()) to a file and
--- _exits; returns the pid and the file's path. Nothing of busted runs in the child.
-local function spawn_child(fn)
+-- Runs fn() in a forked child (fork.fork, or the given fork function) that
+-- writes cjson.encode(fn()) to a file and _exits; returns the pid and the
+-- file's path. Nothing of busted runs in the child.
+local function spawn_child(fn, fork_fn)
   local out = proc.tmpname()
   io.stdout:flush()
   io.stderr:flush()
-  local pid = assert(fork.fork())
+  local pid = assert((fork_fn or fork.fork)())
   if pid == 0 then
     local code = 1
     local ok, err = pcall(function()
@@ -175,6 +176,42 @@ end)
 
 -- Over TLS a close is not silent: OpenSSL sends close_notify. A child that
 -- closed the inherited session would end the parent's connection.
+describe("fork without pthread_atfork handlers (_Fork)", function()
+  local s
+  before_each(function() s = sim.start { args = { "--rate", "0", "--seed", "7" }, log = true } end)
+  after_each(function() s:stop() end)
+
+  -- A child of _Fork() runs no fork handlers: the pid check made before
+  -- every request must not rest on one (a pid cached and re-read by an
+  -- atfork handler would let this child use the parent's connection).
+  it("the child still connects anew, and every answer is its own", function()
+    local probe, why = fork.raw_fork()
+    if probe == 0 then fork._exit(0) end
+    if not probe then return pending("no _Fork on this system: " .. tostring(why)) end
+    fork.wait(probe)
+    local c = client(s)
+    assert(c:purge { "https://www.example.com/rawfork/warm-up" })
+    local before = s:stats().connections
+    local n = 50
+    local pid, out = spawn_child(function()
+      local tasks, errors = purge_many(c, "https://www.example.com/rawfork/child", n)
+      c:close()
+      return { tasks = tasks, errors = errors }
+    end, fork.raw_fork)
+    local tasks, errors = purge_many(c, "https://www.example.com/rawfork/parent", n)
+    local child = child_result(pid, out)
+    assert.same({}, errors)
+    assert.same({}, child.errors)
+    local all = {}
+    for url, t in pairs(tasks) do all[url] = t end
+    for url, t in pairs(child.tasks) do all[url] = t end
+    assert.equal(2 * n, count(all))
+    check_against_log(s, all)
+    assert.equal(before + 1, s:stats().connections)
+    c:close()
+  end)
+end)
+
 describe("fork over a kept-alive TLS connection", function()
   local cert, key, pid, endpoint
 

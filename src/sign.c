@@ -1,3 +1,5 @@
+/* For SHA256_Init/Update/Final (sha_ctx below): deprecated since 3.0. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "sign.h"
 
 #include <pthread.h>
@@ -9,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/params.h>
+#include <openssl/sha.h>
 
 /* Two lower-case hex digits per byte value: one 2-byte copy per input byte. */
 static const char HEX2[513] =
@@ -216,13 +219,41 @@ void ecdn_tc3_signer_stats(const ecdn_tc3_signer *s, ecdn_tc3_cache_stats *out)
     else *out = s->stats;
 }
 
-static int sha256_raw(ecdn_tc3_signer *s, const void *p, size_t n, unsigned char md[32])
+/* SHA-256 of each signature's four messages. OpenSSL 3's EVP_DigestInit
+ * re-creates its provider context and asks ENGINE for an implementation on
+ * every call: about 100 ns a digest, more when cold, as in a purge. The
+ * low-level calls hash the same way without that. A build of OpenSSL
+ * without the deprecated calls, or -DECDN_SHA256_EVP (make asan, so both
+ * ways run the suite), uses the signer's EVP context. */
+#if defined(OPENSSL_NO_DEPRECATED_3_0) || defined(ECDN_SHA256_EVP)
+typedef struct { ecdn_tc3_signer *s; } sha_ctx;
+static int sha_init(sha_ctx *c, ecdn_tc3_signer *s)
+{
+    c->s = s;
+    return EVP_DigestInit_ex2(s->md, s->sha256, NULL) ? 0 : -1;
+}
+static int sha_update(sha_ctx *c, const void *p, size_t n) { return EVP_DigestUpdate(c->s->md, p, n) ? 0 : -1; }
+static int sha_final(sha_ctx *c, unsigned char md[32])
 {
     unsigned int len = 0;
-    if (!EVP_DigestInit_ex2(s->md, s->sha256, NULL) || !EVP_DigestUpdate(s->md, p, n) ||
-        !EVP_DigestFinal_ex(s->md, md, &len) || len != 32)
-        return -1;
-    return 0;
+    return EVP_DigestFinal_ex(c->s->md, md, &len) && len == 32 ? 0 : -1;
+}
+/* (On success only the digest is left in it; a failure may leave a key's pad.) */
+static void sha_done(sha_ctx *c, int failed) { if (failed) EVP_MD_CTX_reset(c->s->md); }
+#else
+typedef SHA256_CTX sha_ctx;
+static int sha_init(sha_ctx *c, ecdn_tc3_signer *s) { (void)s; return SHA256_Init(c) ? 0 : -1; }
+static int sha_update(sha_ctx *c, const void *p, size_t n) { return SHA256_Update(c, p, n) ? 0 : -1; }
+static int sha_final(sha_ctx *c, unsigned char md[32]) { return SHA256_Final(md, c) ? 0 : -1; }
+static void sha_done(sha_ctx *c, int failed) { (void)failed; OPENSSL_cleanse(c, sizeof *c); } /* may hold a key's pad */
+#endif
+
+static int sha256_raw(ecdn_tc3_signer *s, const void *p, size_t n, unsigned char md[32])
+{
+    sha_ctx c;
+    int rc = sha_init(&c, s) || sha_update(&c, p, n) || sha_final(&c, md);
+    sha_done(&c, rc); /* (the fingerprint hashes a secret key) */
+    return rc ? -1 : 0;
 }
 
 static int sha256_hex(ecdn_tc3_signer *s, const void *p, size_t n, char out[65])
@@ -534,18 +565,16 @@ static char *put(char *d, const void *p, size_t n)
 
 static int prepared_key(ecdn_tc3_prepared *p, const char *date, const day_key **out);
 
-/* HMAC-SHA256 of msg with a ready key, in the signer's digest context. */
+/* HMAC-SHA256 of msg with a ready key: two SHA-256 passes, no allocation. */
 static int day_key_hmac(ecdn_tc3_signer *s, const day_key *d, const void *msg, size_t n, unsigned char out[32])
 {
     unsigned char inner[32];
-    unsigned int l1 = 0, l2 = 0;
-    int ok = EVP_DigestInit_ex2(s->md, s->sha256, NULL) && EVP_DigestUpdate(s->md, d->ipad, 64) &&
-             EVP_DigestUpdate(s->md, msg, n) && EVP_DigestFinal_ex(s->md, inner, &l1) && l1 == 32 &&
-             EVP_DigestInit_ex2(s->md, s->sha256, NULL) && EVP_DigestUpdate(s->md, d->opad, 64) &&
-             EVP_DigestUpdate(s->md, inner, 32) && EVP_DigestFinal_ex(s->md, out, &l2) && l2 == 32;
+    sha_ctx c;
+    int rc = sha_init(&c, s) || sha_update(&c, d->ipad, 64) || sha_update(&c, msg, n) || sha_final(&c, inner) ||
+             sha_init(&c, s) || sha_update(&c, d->opad, 64) || sha_update(&c, inner, 32) || sha_final(&c, out);
+    sha_done(&c, rc);
     OPENSSL_cleanse(inner, sizeof inner);
-    if (!ok) EVP_MD_CTX_reset(s->md); /* it may hold the key's inner state */
-    return ok ? 0 : -1;
+    return rc ? -1 : 0;
 }
 
 /* Signs a checked request with sg's contexts; the signing key comes from p

@@ -1,6 +1,7 @@
 /* Test-only: fork(), _exit() and waitpid() for Lua VMs without lua-posix
  * (Debian ships none for Lua 5.4). Built on demand by spec/support/fork.lua;
  * never part of the product. */
+#define _GNU_SOURCE /* _Fork */
 #include <errno.h>
 #include <string.h>
 #include <sys/types.h>
@@ -19,6 +20,26 @@ static int l_fork(lua_State *L)
     }
     lua_pushinteger(L, (lua_Integer)pid);
     return 1;
+}
+
+/* _Fork(): a fork that runs no pthread_atfork handlers (glibc 2.34+), to
+ * show that fork detection does not rest on them. nil where missing. */
+static int l_raw_fork(lua_State *L)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    pid_t pid = _Fork();
+    if (pid < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)pid);
+    return 1;
+#else
+    lua_pushnil(L);
+    lua_pushstring(L, "no _Fork here");
+    return 2;
+#endif
 }
 
 static int l_exit(lua_State *L)
@@ -54,6 +75,8 @@ int luaopen_fork_shim(lua_State *L)
     lua_newtable(L);
     lua_pushcfunction(L, l_fork);
     lua_setfield(L, -2, "fork");
+    lua_pushcfunction(L, l_raw_fork);
+    lua_setfield(L, -2, "raw_fork");
     lua_pushcfunction(L, l_exit);
     lua_setfield(L, -2, "_exit");
     lua_pushcfunction(L, l_wait);
