@@ -88,6 +88,14 @@ local function check_against_log(s, tasks)
   assert.same({}, wrong)
 end
 
+-- Parent's and child's {url = task_id} in one table.
+local function both(a, b)
+  local all = {}
+  for url, t in pairs(a) do all[url] = t end
+  for url, t in pairs(b) do all[url] = t end
+  return all
+end
+
 local function count(t)
   local n = 0
   for _ in pairs(t) do n = n + 1 end
@@ -119,9 +127,7 @@ describe("fork", function()
     assert.equal(N, count(child.tasks))
     for url, n in pairs(attempts) do assert.equal(1, n, url) end
     for url, n in pairs(child.attempts) do assert.equal(1, n, url) end
-    local all = {}
-    for url, t in pairs(tasks) do all[url] = t end
-    for url, t in pairs(child.tasks) do all[url] = t end
+    local all = both(tasks, child.tasks)
     assert.equal(2 * N, count(all))
     check_against_log(s, all)
 
@@ -202,9 +208,7 @@ describe("fork without pthread_atfork handlers (_Fork)", function()
     local child = child_result(pid, out)
     assert.same({}, errors)
     assert.same({}, child.errors)
-    local all = {}
-    for url, t in pairs(tasks) do all[url] = t end
-    for url, t in pairs(child.tasks) do all[url] = t end
+    local all = both(tasks, child.tasks)
     assert.equal(2 * n, count(all))
     check_against_log(s, all)
     assert.equal(before + 1, s:stats().connections)

@@ -10,9 +10,9 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-static int l_fork(lua_State *L)
+/* What fork() and _Fork() return: pid | nil, why. */
+static int push_fork(lua_State *L, pid_t pid)
 {
-    pid_t pid = fork();
     if (pid < 0) {
         lua_pushnil(L);
         lua_pushstring(L, strerror(errno));
@@ -22,19 +22,14 @@ static int l_fork(lua_State *L)
     return 1;
 }
 
+static int l_fork(lua_State *L) { return push_fork(L, fork()); }
+
 /* _Fork(): a fork that runs no pthread_atfork handlers (glibc 2.34+), to
  * show that fork detection does not rest on them. nil where missing. */
 static int l_raw_fork(lua_State *L)
 {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-    pid_t pid = _Fork();
-    if (pid < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, strerror(errno));
-        return 2;
-    }
-    lua_pushinteger(L, (lua_Integer)pid);
-    return 1;
+    return push_fork(L, _Fork());
 #else
     lua_pushnil(L);
     lua_pushstring(L, "no _Fork here");
