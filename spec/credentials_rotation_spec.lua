@@ -280,6 +280,32 @@ describe("credentials.refresher", function()
     assert.equal(calls + 1, p.calls)
   end)
 
+  it("settled(): once credentials without expiry were given out on the system clock; never for expiring ones,"
+    .. " a clock of one's own, or after invalidate()", function()
+    local p = scripted()
+    p.next = creds(1)
+    local r = credentials.refresher(p)
+    assert.is_false(r:settled()) -- nothing given out yet
+    r:current()
+    assert.is_true(r:settled())
+    r:invalidate()
+    assert.is_false(r:settled())
+    r:current()
+    assert.is_true(r:settled())
+
+    local expiring = scripted()
+    expiring.next = creds(2, os.time() + 3600)
+    local r2 = credentials.refresher(expiring)
+    r2:current()
+    assert.is_false(r2:settled())
+
+    local own_clock = scripted()
+    own_clock.next = creds(3)
+    local r3 = refresher(own_clock)
+    r3:current()
+    assert.is_false(r3:settled())
+  end)
+
   it("a clock of one's own is read on every call, and its failure surfaces there", function()
     local p = scripted()
     p.next = creds(1)

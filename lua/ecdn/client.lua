@@ -54,6 +54,7 @@ local function fail(fn, message, level)
 end
 
 local floor = math.floor
+local sleep, NO_LIMIT = core.sleep, limiter.NONE
 
 -- The local idea of unix time: the clock option (tests) or the system's.
 local function local_time(st)
@@ -140,13 +141,17 @@ function M.new(opts)
   -- Credentials that are about to expire are replaced before the request.
   -- (It takes the client as an argument: st must not refer to it, or the
   -- weak-keyed state would keep every client alive on LuaJIT.)
+  -- The client never invalidates its refresher: settled credentials stay
+  -- as they are, and the refresher need not be asked again (st.settled).
   st.refresh = function(self)
+    if st.settled then return true end
     local creds, changed_or_err = refresher:current()
     if not creds then return nil, changed_or_err end
     if changed_or_err then
       raw_set_credentials(self, { secret_id = creds.secret_id, secret_key = creds.secret_key, token = creds.token })
       st.credential_source = creds.source
     end
+    st.settled = refresher:settled()
     return true
   end
   state[c] = st
@@ -209,10 +214,14 @@ local function run(self, st, send, decoder, what, x, y)
   if rawget(_G, "ngx") ~= nil then not_in_nginx_request("", 3) end
   local done -- the corrections made (made when first needed)
   while true do
-    local fresh, cred_err = st.refresh(self)
-    if not fresh then return nil, cred_err end
-    st.limiter:acquire(core.sleep)
-    local ok, raw, failure, result = pcall(send, timestamp(st), self, st, x, y)
+    if not st.settled then
+      local fresh, cred_err = st.refresh(self)
+      if not fresh then return nil, cred_err end
+    end
+    local lim = st.limiter
+    if lim ~= NO_LIMIT then lim:acquire(sleep) end
+    local ok, raw, failure, result = pcall(send, st.clock and timestamp(st) or floor(os.time() + st.clock_offset),
+                                           self, st, x, y)
     -- (A C error raised under our closure carries its position: drop it.)
     if not ok then error((tostring(raw):gsub("^[^\n]-ecdn/[%w_]+%.lua:%d+: ", "")), 3) end
     if result then return result end -- the common answer, decoded in C

@@ -571,6 +571,17 @@ function Refresher:current()
   return c, changed
 end
 
+--- r:settled() -> true when what current() gives can change only by
+-- invalidate(): credentials that never expire, given out already, no
+-- refresh asked for, on the system clock (a clock of one's own is read,
+-- and may fail, on every call). A holder that never invalidates can stop
+-- asking.
+function Refresher:settled()
+  local c = self.creds
+  return c ~= nil and c == self.given and c.expires_at == nil and self.refresh_at == math.huge
+    and self.clock == os.time
+end
+
 function Refresher:invalidate()
   self.refresh_at, self.retry_at = -math.huge, -math.huge
 end
