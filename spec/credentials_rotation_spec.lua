@@ -306,6 +306,34 @@ describe("credentials.refresher", function()
     assert.is_false(r3:settled())
   end)
 
+  it("a client with settled credentials asks its provider once; another os.time brings back the refresher's"
+    .. " clock reads, and their failures", function()
+    local ecdn = require "ecdn"
+    local proc = require "support.proc"
+    local real = os.time
+    local reads, broken = 0, false
+    local function counting(...) -- the refresher keeps it: the os.time of when the client was made
+      reads = reads + 1
+      if broken then error("clock broke") end
+      return real(...)
+    end
+    os.time = counting -- luacheck: ignore 122
+    finally(function() os.time = real end) -- luacheck: ignore 122
+    local p = scripted()
+    p.next = creds(1)
+    local c = assert(ecdn.client { credentials = p, endpoint = "http://127.0.0.1:" .. proc.closed_port(), rate = 0 })
+    finally(function() c:close() end)
+    for i = 1, 3 do c:purge { "https://www.example.com/settled-" .. i } end -- (refused: nothing listens)
+    assert.equal(1, p.calls)
+    os.time = real -- luacheck: ignore 122
+    local before = reads
+    c:purge { "https://www.example.com/after" }
+    assert.equal(1, reads - before) -- the refresher reads its own clock again
+    assert.equal(1, p.calls)
+    broken = true
+    assert.has_error(function() c:purge { "https://www.example.com/broken" } end)
+  end)
+
   it("a clock of one's own is read on every call, and its failure surfaces there", function()
     local p = scripted()
     p.next = creds(1)

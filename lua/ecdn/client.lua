@@ -142,16 +142,19 @@ function M.new(opts)
   -- (It takes the client as an argument: st must not refer to it, or the
   -- weak-keyed state would keep every client alive on LuaJIT.)
   -- The client never invalidates its refresher: settled credentials stay
-  -- as they are, and the refresher need not be asked again (st.settled).
+  -- as they are while os.time is the same function, and the refresher need
+  -- not be asked again (st.settled holds that os.time).
   st.refresh = function(self)
-    if st.settled then return true end
+    if st.settled == os.time then return true end
     local creds, changed_or_err = refresher:current()
     if not creds then return nil, changed_or_err end
     if changed_or_err then
       raw_set_credentials(self, { secret_id = creds.secret_id, secret_key = creds.secret_key, token = creds.token })
       st.credential_source = creds.source
     end
-    st.settled = refresher:settled()
+    -- (Latched with the os.time it was judged on: another os.time makes the
+    -- refresher read its clock again.)
+    st.settled = refresher:settled() and os.time or nil
     return true
   end
   state[c] = st
@@ -214,7 +217,7 @@ local function run(self, st, send, decoder, what, x, y)
   if rawget(_G, "ngx") ~= nil then not_in_nginx_request("", 3) end
   local done -- the corrections made (made when first needed)
   while true do
-    if not st.settled then
+    if st.settled ~= os.time then
       local fresh, cred_err = st.refresh(self)
       if not fresh then return nil, cred_err end
     end

@@ -11,7 +11,8 @@
 --   M.cvm_role{role, endpoint, timeout}   the CVM instance metadata service
 --   M.chain{p1, p2, ...}                  the first provider that yields
 --   M.default(opts)                       options, environment, profile, cvm_role (if the host answers)
---   M.refresher(provider, clock, opts)    :current() -> creds, changed | nil, err (rotation)
+--   M.refresher(provider, clock, opts)    :current() -> creds, changed | nil, err (rotation);
+--                                         :settled(), :invalidate()
 --
 -- err.absent = true when a source simply holds nothing (options not given,
 -- variables unset, no profile file at the default places, no metadata
@@ -572,10 +573,10 @@ function Refresher:current()
 end
 
 --- r:settled() -> true when what current() gives can change only by
--- invalidate(): credentials that never expire, given out already, no
--- refresh asked for, on the system clock (a clock of one's own is read,
--- and may fail, on every call). A holder that never invalidates can stop
--- asking.
+-- invalidate() or another os.time: credentials that never expire, given
+-- out already, no refresh asked for, on the system clock (a clock of one's
+-- own is read, and may fail, on every call). A holder that never
+-- invalidates can stop asking while os.time stays the same function.
 function Refresher:settled()
   local c = self.creds
   return c ~= nil and c == self.given and c.expires_at == nil and self.refresh_at == math.huge
