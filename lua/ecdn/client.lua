@@ -54,7 +54,6 @@ local function fail(fn, message, level)
 end
 
 local floor = math.floor
-local sleep, NO_LIMIT = core.sleep, limiter.NONE
 
 -- The local idea of unix time: the clock option (tests) or the system's.
 local function local_time(st)
@@ -217,14 +216,10 @@ local function run(self, st, send, decoder, what, x, y)
   if rawget(_G, "ngx") ~= nil then not_in_nginx_request("", 3) end
   local done -- the corrections made (made when first needed)
   while true do
-    if st.settled ~= os.time then
-      local fresh, cred_err = st.refresh(self)
-      if not fresh then return nil, cred_err end
-    end
-    local lim = st.limiter
-    if lim ~= NO_LIMIT then lim:acquire(sleep) end
-    local ok, raw, failure, result = pcall(send, st.clock and timestamp(st) or floor(os.time() + st.clock_offset),
-                                           self, st, x, y)
+    local fresh, cred_err = st.refresh(self)
+    if not fresh then return nil, cred_err end
+    st.limiter:acquire(core.sleep)
+    local ok, raw, failure, result = pcall(send, timestamp(st), self, st, x, y)
     -- (A C error raised under our closure carries its position: drop it.)
     if not ok then error((tostring(raw):gsub("^[^\n]-ecdn/[%w_]+%.lua:%d+: ", "")), 3) end
     if result then return result end -- the common answer, decoded in C

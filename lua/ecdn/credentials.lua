@@ -540,12 +540,16 @@ function Refresher:_install(c, now)
   return true
 end
 
+-- Credentials that never expire, no refresh asked for, the system clock:
+-- nothing to check. (A clock of one's own is still read every time, and
+-- fails there if it fails.)
+local function nothing_to_check(self, c)
+  return c ~= nil and c.expires_at == nil and self.refresh_at == math.huge and self.clock == os.time
+end
+
 function Refresher:current()
   local c = self.creds
-  -- Credentials that never expire, no refresh asked for, the system clock:
-  -- nothing to check. (A clock of one's own is still read every time, and
-  -- fails here if it fails.)
-  if c and c.expires_at == nil and self.refresh_at == math.huge and self.clock == os.time then
+  if nothing_to_check(self, c) then
     local changed = c ~= self.given
     self.given = c
     return c, changed
@@ -579,8 +583,7 @@ end
 -- invalidates can stop asking while os.time stays the same function.
 function Refresher:settled()
   local c = self.creds
-  return c ~= nil and c == self.given and c.expires_at == nil and self.refresh_at == math.huge
-    and self.clock == os.time
+  return nothing_to_check(self, c) and c == self.given
 end
 
 function Refresher:invalidate()
