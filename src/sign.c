@@ -13,6 +13,14 @@
 #include <openssl/params.h>
 #include <openssl/sha.h>
 
+/* The SHA-256 of each signature: OpenSSL's low-level calls, or where they
+ * are missing (or with -DECDN_SHA256_EVP) an EVP context (sha_ctx below). */
+#if defined(OPENSSL_NO_DEPRECATED_3_0) || defined(ECDN_SHA256_EVP)
+#define SHA_VIA_EVP 1
+#else
+#define SHA_VIA_EVP 0
+#endif
+
 /* Two lower-case hex digits per byte value: one 2-byte copy per input byte. */
 static const char HEX2[513] =
     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -141,9 +149,11 @@ typedef struct {
 } tc3_entry;
 
 struct ecdn_tc3_signer {
+#if SHA_VIA_EVP
     EVP_MD *sha256;
-    EVP_MAC *hmac;
     EVP_MD_CTX *md;
+#endif
+    EVP_MAC *hmac;
     EVP_MAC_CTX *mac;            /* the key chain (left keyed with a public key) */
     tc3_entry *entries;
     size_t capacity;
@@ -174,11 +184,16 @@ ecdn_tc3_signer *ecdn_tc3_signer_new(size_t capacity)
     s->capacity = capacity;
     s->stats.capacity = capacity;
     if (capacity) s->entries = (tc3_entry *)calloc(capacity, sizeof *s->entries);
+#if SHA_VIA_EVP
     s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    s->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     s->md = EVP_MD_CTX_new();
-    if ((capacity && s->entries == NULL) || s->sha256 == NULL || s->hmac == NULL || s->md == NULL ||
-        (s->mac = new_hmac_ctx(s->hmac)) == NULL) {
+    if (s->sha256 == NULL || s->md == NULL) {
+        ecdn_tc3_signer_free(s);
+        return NULL;
+    }
+#endif
+    s->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if ((capacity && s->entries == NULL) || s->hmac == NULL || (s->mac = new_hmac_ctx(s->hmac)) == NULL) {
         ecdn_tc3_signer_free(s);
         return NULL;
     }
@@ -206,9 +221,11 @@ void ecdn_tc3_signer_free(ecdn_tc3_signer *s)
         free(s->entries);
     }
     EVP_MAC_CTX_free(s->mac);
-    EVP_MD_CTX_free(s->md);
     EVP_MAC_free(s->hmac);
+#if SHA_VIA_EVP
+    EVP_MD_CTX_free(s->md);
     EVP_MD_free(s->sha256);
+#endif
     OPENSSL_cleanse(s, sizeof *s);
     free(s);
 }
@@ -225,7 +242,7 @@ void ecdn_tc3_signer_stats(const ecdn_tc3_signer *s, ecdn_tc3_cache_stats *out)
  * low-level calls hash the same way without that. A build of OpenSSL
  * without the deprecated calls, or -DECDN_SHA256_EVP (make asan, so both
  * ways run the suite), uses the signer's EVP context. */
-#if defined(OPENSSL_NO_DEPRECATED_3_0) || defined(ECDN_SHA256_EVP)
+#if SHA_VIA_EVP
 typedef struct { ecdn_tc3_signer *s; } sha_ctx;
 static int sha_init(sha_ctx *c, ecdn_tc3_signer *s)
 {
