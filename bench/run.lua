@@ -21,11 +21,10 @@ local INSTRUCTIONS = os.getenv("BENCH_INSTRUCTIONS") ~= "0"
 local PAIRS = tonumber(os.getenv("BENCH_PAIRS")) or 20
 local PAIR_SECONDS = tonumber(os.getenv("BENCH_PAIR_SECONDS")) or 0.15
 local B = "build/bench/"
-local ENV54 = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' "
-local ENVJIT = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/luajit/?.so;;' "
+local function env(cpath) return "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='" .. cpath .. ";;' " end
+local ENV54, ENVJIT = env("build/?.so"), env("build/luajit/?.so")
 -- With the curl_floor module too (bench/interleaved.lua).
-local ENV54_FLOOR = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;build/bench/?.so;;' "
-local ENVJIT_FLOOR = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/luajit/?.so;build/bench/luajit/?.so;;' "
+local ENV54_FLOOR, ENVJIT_FLOOR = env("build/?.so;build/bench/?.so"), env("build/luajit/?.so;build/bench/luajit/?.so")
 local ANSWER = '{"Response":{"TaskId":"1-abcdefgh","RequestId":"r"}}'
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
