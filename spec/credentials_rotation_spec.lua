@@ -366,6 +366,35 @@ describe("credentials.refresher", function()
 end)
 
 describe("rotation end to end", function()
+  it("expiry is judged on the clock the client signs with: local time corrected by the service's", function()
+    local ecdn = require "ecdn"
+    local sim = require "support.sim"
+    local A, B = "AKIDgenA00000000000000000000000000001", "AKIDgenB00000000000000000000000000002"
+    local s = sim.start { args = { "--rate", "0", "--fake-clock", tostring(T0),
+                                   "--secret", A .. ":keyA", "--secret", B .. ":keyB" }, log = true }
+    finally(function() s:stop() end)
+    -- Generation A expires at T0+1200 (the service's time), then B.
+    local p = { calls = 0 }
+    function p:get()
+      self.calls = self.calls + 1
+      if self.calls == 1 then return { secret_id = A, secret_key = "keyA", expires_at = T0 + 1200, source = "s" } end
+      return { secret_id = B, secret_key = "keyB", expires_at = T0 + 7200, source = "s" }
+    end
+    -- The local clock is an hour slow: the first answer teaches the offset.
+    local c = assert(ecdn.client { credentials = p, endpoint = s.url, rate = 0,
+                                   clock = function() return s:now() - 3600 end })
+    finally(function() c:close() end)
+    assert(c:purge { "https://www.example.com/1" })
+    assert.equal(3600, c:info().clock_offset)
+    s:advance(2000) -- the service's T0+2000: A expired 800 s ago, local time says 2,600 s to go
+    assert(c:purge { "https://www.example.com/2" })
+    local entries = s:log_entries()
+    assert.equal(2, #entries)
+    assert.equal(A, entries[1].secret_id)
+    assert.equal(B, entries[2].secret_id)
+    assert.equal(2, p.calls)
+  end)
+
   local m
   setup(function() m = meta.start() end)
   teardown(function() m:stop() end)

@@ -26,11 +26,18 @@ local OPTIONS = options.with {
 local FLUSH_TYPES, AREAS = options.FLUSH_TYPES, options.AREAS
 
 -- The CVM metadata service for the default chain: $ECDN_METADATA_ENDPOINT
--- names another (tests), "off" never asks it.
+-- names another (tests), "off" never asks it. A value that is neither is
+-- the environment's mistake, not the caller's: nil, err (no raise).
 local function metadata_option()
   local where = os.getenv("ECDN_METADATA_ENDPOINT")
   if where == "off" then return false end
-  if where and where ~= "" then return { endpoint = where } end
+  if where and where ~= "" then
+    if not credentials.valid_metadata_endpoint(where) then
+      return nil, select(2, credentials.error("the environment variable ECDN_METADATA_ENDPOINT must be"
+        .. " \"off\" or http://host[:port] (the CVM metadata service)"))
+    end
+    return { endpoint = where }
+  end
   return nil
 end
 
@@ -103,9 +110,14 @@ function M.new(opts)
   end
   -- The provider, or the default chain: options, environment, profile file,
   -- CVM role. The refresher rotates expiring credentials on this client.
-  local provider = opts.credentials or credentials.default {
-    secret_id = opts.secret_id, secret_key = opts.secret_key, token = opts.token, cvm_role = metadata_option(),
-  }
+  local provider = opts.credentials
+  if not provider then
+    local cvm_role, bad_env = metadata_option()
+    if bad_env then return nil, bad_env end
+    provider = credentials.default {
+      secret_id = opts.secret_id, secret_key = opts.secret_key, token = opts.token, cvm_role = cvm_role,
+    }
+  end
   -- (It reads the clock option too: checked the same way.)
   local clock = opts.clock
   local refresher = credentials.refresher(provider, clock and function()
@@ -180,6 +192,7 @@ function learn_offset(st, raw)
   local server = raw and raw.headers and times.http_date(raw.headers.date)
   if not server then return false end
   st.clock_offset = server - local_time(st)
+  st.refresher:set_offset(st.clock_offset) -- expiry times are the service's too
   return true
 end
 

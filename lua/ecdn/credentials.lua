@@ -176,15 +176,17 @@ end
 -- the optional token. Read at each get.
 
 -- INI as Python's configparser reads it: `key = value` or `key: value`, keys
--- case-insensitive, values trimmed, `#`/`;` comment lines; an indented line
--- after a key continues its value (so the value holds a LF: refused here).
+-- case-insensitive, values trimmed, `#`/`;` comment lines; a line indented
+-- deeper than its key continues the key's value (so the value holds a LF:
+-- refused here); a section header may be followed by other text ("[prod] ;
+-- a comment"), which configparser ignores too.
 -- CRLF line ends are accepted; any other CR is part of the value (refused).
 -- Returns sections[name][key] = { value = v, line = n } | nil, problem.
 -- Problems name lines and keys we look for, never a value.
 local WANTED = { secret_id = true, secret_key = true, token = true }
 
 local function parse_ini(text)
-  local sections, current, last_key = {}, nil, nil
+  local sections, current, last_key, key_indent = {}, nil, nil, 0
   local n = 0
   if text:sub(-1) ~= "\n" then text = text .. "\n" end
   for line in text:gmatch("([^\n]*)\n") do
@@ -194,12 +196,13 @@ local function parse_ini(text)
     local trimmed = line:match("^%s*(.-)%s*$")
     if trimmed == "" or trimmed:find("^[#;]") then -- luacheck: ignore 542
       -- blank or comment
-    elseif line:find("^%s") and current and last_key then
+    elseif current and last_key and #line:match("^%s*") > key_indent then
       if WANTED[last_key] then
         return nil, "the value of " .. last_key .. " continues on line " .. n .. " (a value with LF)"
       end
     elseif trimmed:find("^%[") then
-      local name = trimmed:match("^%[%s*(.-)%s*%]$")
+      local name = trimmed:match("^%[(.*)%]") -- (greedy: to the last ']', as configparser)
+      name = name and name:match("^%s*(.-)%s*$")
       if not name then return nil, "line " .. n .. " opens a section without closing it" end
       sections[name] = sections[name] or {}
       current, last_key = sections[name], nil
@@ -213,7 +216,7 @@ local function parse_ini(text)
         if v:find("\r") then return nil, "the value of " .. k .. " on line " .. n .. " contains CR" end
       end
       current[k] = { value = v, line = n }
-      last_key = k
+      last_key, key_indent = k, #line:match("^%s*")
     end
   end
   return sections
@@ -308,13 +311,18 @@ local function valid_time(x)
   return type(x) == "number" and x == x and x > 0 and x < 2 ^ 53
 end
 
+--- valid_metadata_endpoint(s) -> true | false: what cvm_role accepts as its endpoint.
+function M.valid_metadata_endpoint(s)
+  return type(s) == "string" and s:find("^https?://[^/%s]+/*$") ~= nil
+end
+
 function M.cvm_role(t)
   t = table_arg(t, "cvm_role")
   local role = opt_type(t, "cvm_role", "role", "string")
   local endpoint = opt_type(t, "cvm_role", "endpoint", "string") or METADATA
   local timeout = opt_type(t, "cvm_role", "timeout", "number") or 2
   argcheck(role == nil or valid_role(role), "cvm_role", "field 'role' must be a CAM role name")
-  argcheck(endpoint:find("^https?://[^/%s]+/*$") ~= nil, "cvm_role",
+  argcheck(M.valid_metadata_endpoint(endpoint), "cvm_role",
            "field 'endpoint' must be http://host[:port] or https://host[:port]")
   argcheck(timeout > 0 and timeout <= 60, "cvm_role", "field 'timeout' must be in (0, 60] seconds")
   endpoint = endpoint:gsub("/+$", "")
@@ -484,7 +492,8 @@ end
 -- call asks the provider. changed = true when the credentials differ from
 -- those the previous call returned (so on the first success). clock() gives
 -- unix seconds (default os.time). r:invalidate() forces a refresh on the next
--- call (e.g. after AuthFailure.SecretIdNotFound).
+-- call (e.g. after AuthFailure.SecretIdNotFound). r:set_offset(s) corrects
+-- clock() by the service's clock (expiry times are the service's).
 
 M.REFRESH_MARGIN = 300
 
@@ -497,8 +506,16 @@ function M.refresher(p, clock, opts)
   opts = table_arg(opts, "refresher")
   local backoff = opt_type(opts, "refresher", "backoff", "number") or 10
   argcheck(backoff >= 0, "refresher", "field 'backoff' must be >= 0")
-  return setmetatable({ provider = p, clock = clock or os.time, backoff = backoff,
+  return setmetatable({ provider = p, clock = clock or os.time, backoff = backoff, offset = 0,
                         retry_at = -math.huge, refresh_at = math.huge }, Refresher)
+end
+
+--- r:set_offset(seconds): how far the service's clock is ahead of clock();
+-- expiry times are the service's, so they are judged on clock() + offset.
+function Refresher:set_offset(seconds)
+  argcheck(type(seconds) == "number" and seconds == seconds and seconds > -2 ^ 53 and seconds < 2 ^ 53,
+           "refresher:set_offset", "argument 1 must be a finite number of seconds")
+  self.offset = seconds
 end
 
 local function same_secrets(a, b)
@@ -554,7 +571,7 @@ function Refresher:current()
     self.given = c
     return c, changed
   end
-  local now = self.clock()
+  local now = self.clock() + self.offset
   local valid = c and (c.expires_at == nil or now < c.expires_at)
   if not valid or (now >= self.refresh_at and now >= self.retry_at) then
     local fresh, e = self.provider:get(now)
