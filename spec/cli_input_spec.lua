@@ -2,6 +2,7 @@
 -- how lines are read, and --dry-run (the engine's checks and batches, nothing sent).
 local sim = require "support.sim"
 local cli = require "support.cli"
+local with = cli.args
 
 
 local function sorted(t)
@@ -25,6 +26,19 @@ describe("ecdn-purge input", function()
     assert.equal(1, #cli.lines(out))
     assert.same({ "https://www.example.com/a", "https://www.example.com/b", "https://www.example.com/c#frag" },
                 s:logged_urls())
+  end)
+
+  it("a UTF-8 byte-order mark before a file's first line is not part of it (URL or # comment)", function()
+    local path = cli.file("\239\187\191https://www.example.com/a\nhttps://www.example.com/b\n")
+    local commented = cli.file("\239\187\191# deploy 42\r\nhttps://www.example.com/c\r\n")
+    finally(function() os.remove(path) os.remove(commented) end)
+    local _, err, rc = cli.run(s, { "-f", path, "-f", commented })
+    assert.equal(0, rc, err)
+    assert.same({ "https://www.example.com/a", "https://www.example.com/b", "https://www.example.com/c" },
+                s:logged_urls())
+    _, err, rc = cli.run(s, { "-f", "-" }, { stdin = "\239\187\191https://www.example.com/d\n" })
+    assert.equal(0, rc, err)
+    assert.equal("https://www.example.com/d", s:logged_urls()[4])
   end)
 
   it("-f - reads stdin; --file=FILE works too; sources are read in the order given, arguments included", function()
@@ -171,6 +185,24 @@ describe("ecdn-purge --dry-run", function()
     assert.same({ "https://www.example.com/x", "https://www.example.com/y" },
                 sorted { all[before + 1], all[before + 2] })
     assert.equal(before + 2, #all)
+  end)
+
+  it("a repeated invalid URL is refused once and then skipped as a repeat, as the real run does", function()
+    local input = { "ftp://x", "ftp://x", "https://www.example.com/a" }
+    local out, err, rc = cli.run(nil, with(input, "--dry-run", "--json"))
+    assert.equal(1, rc)
+    local dry = cli.json(out, err)
+    local s = sim.start { args = { "--rate", "0" } }
+    finally(function() s:stop() end)
+    out, err, rc = cli.run(s, with(input, "--json"))
+    assert.equal(1, rc)
+    local real = cli.json(out, err)
+    assert.equal(1, dry.failed)
+    assert.equal(1, dry.deduped)
+    assert.equal(1, #dry.errors)
+    assert.equal(real.failed, dry.failed)
+    assert.equal(real.deduped, dry.deduped)
+    assert.equal(#real.errors, #dry.errors)
   end)
 
   it("every URL invalid: exit 2; all valid: exit 0", function()

@@ -163,6 +163,28 @@ describe("ecdn-purge --failed FILE", function()
     assert.equal("https://www.example.com/a\nhttps://www.example.com/b\n", proc.read_file(failed))
   end)
 
+  it("the file of a re-run (-f L --failed L) survives a job killed before its end", function()
+    s = sim.start { args = { "--rate", "0", "--delay-ms", "30000" } }
+    local list = cli.file("https://www.example.com/a\nhttps://www.example.com/b\n")
+    finally(function() os.remove(list) end)
+    local pid = proc.run(cli.command(s, { "-f", list, "--failed", list, "--timeout", "60" })
+                         .. " </dev/null >/dev/null 2>&1 & echo $!"):match("%d+")
+    local deadline = os.time() + 30
+    while s:stats().requests < 1 and os.time() < deadline do os.execute("sleep 0.02") end
+    assert.equal(1, s:stats().requests) -- the job is waiting for its answer
+    os.execute("kill -9 " .. pid)
+    assert.equal("https://www.example.com/a\nhttps://www.example.com/b\n", proc.read_file(list))
+  end)
+
+  it("a file that cannot be written at the end (a full disk) is said on stderr: exit 3", function()
+    s = sim.start { args = { "--rate", "0" }, log = true }
+    local _, err, rc = cli.run(s, { "--failed", "/dev/full", "https://www.example.com/a", "ftp://bad" })
+    assert.equal(3, rc, err)
+    assert.matches("ecdn%-purge: %-%-failed /dev/full could not be written: [^\n]*No space", err)
+    assert.matches("1 of 2 URLs purged", err) -- the summary is still there
+    assert.same({ "https://www.example.com/a" }, s:logged_urls())
+  end)
+
   it("a path that cannot be written is a usage error before anything is sent", function()
     s = sim.start { args = { "--rate", "0" } }
     local _, err, rc = cli.run(s, { "--failed", "/nonexistent/dir/failed.txt", "https://www.example.com/a" })
@@ -194,6 +216,30 @@ describe("ecdn-purge exit codes", function()
     end
   end)
 
+  it("3 when the report cannot be written to stdout; the summary on stderr says what was purged", function()
+    local errf = proc.tmpname()
+    finally(function() os.remove(errf) end)
+    local before = #s:logged_urls()
+    for _, json in ipairs { true, false } do
+      local args = json and { "--json", "https://www.example.com/full" } or { "https://www.example.com/full" }
+      local _, rc = proc.run(cli.command(s, args) .. " </dev/null >/dev/full 2>" .. errf)
+      local err = proc.read_file(errf)
+      assert.equal(3, rc, err)
+      assert.matches("the report %(stdout%) could not be written", err)
+      assert.matches("1 of 1 URL purged", err)
+    end
+    assert.equal(before + 2, #s:logged_urls())
+  end)
+
+  it("2 and a clear word when $ECDN_METADATA_ENDPOINT is malformed, even with credentials", function()
+    local out, err, rc = cli.run(s, { "https://www.example.com/a" }, { env = { ECDN_METADATA_ENDPOINT = "nohost" } })
+    assert.equal(2, rc)
+    assert.equal("", out)
+    assert.matches("^ecdn%-purge: ClientError%.CredentialError: the environment variable ECDN_METADATA_ENDPOINT "
+                   .. "must be \"off\" or http://host%[:port%]", err)
+    assert.is_nil(err:find("traceback", 1, true))
+  end)
+
   it("the summary groups what was not purged by error code, most URLs first", function()
     local _, err, rc = cli.run(s, { "--batch", "1", "https://www.example.com/ok", "bad-1", "bad-2",
                                     "https://*.example.com/x" })
@@ -203,5 +249,25 @@ describe("ecdn-purge exit codes", function()
     assert.matches("; 3 not purged: 2 ClientError%.InvalidParameter %(URL #2 does not start with http:// or "
                    .. "https://%), 1 InvalidParameter%.EcdnPurgeWildcardNotAllowed %(URL #4 has a wildcard host .*%)$",
                    summary)
+  end)
+end)
+
+describe("ecdn-purge and an unknown outcome", function()
+  it("a request that went out with no answer: its URLs are 'unknown', not 'not purged'; --failed has them", function()
+    -- Every answer is dropped; with this seed the purge is applied before the drop.
+    local s = sim.start { args = { "--rate", "0", "--drop-rate", "1", "--seed", "2" }, log = true }
+    finally(function() s:stop() end)
+    local failed = proc.tmpname()
+    finally(function() os.remove(failed) end)
+    local out, err, rc = cli.run(s, { "--retries", "0", "--json", "--failed", failed,
+                                      "https://www.example.com/a", "ftp://bad" })
+    assert.same({ "https://www.example.com/a" }, s:logged_urls()) -- the service purged it
+    assert.equal(1, rc)
+    assert.matches("^ecdn%-purge: 0 of 2 URLs purged %([^)]*%); 1 not purged: 1 ClientError%.InvalidParameter %b(); "
+                   .. "1 with an unknown outcome %(may have been purged%): 1 ClientError%.NetworkError", err)
+    local doc = cli.json(out, err)
+    assert.equal(2, doc.failed)
+    assert.equal(1, doc.unknown)
+    assert.equal("https://www.example.com/a\nftp://bad\n", proc.read_file(failed))
   end)
 end)

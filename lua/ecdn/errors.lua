@@ -165,6 +165,17 @@ function M.new(t)
 end
 
 --- True for tables made by M.new.
+--- outcome_unknown(err) -> true when the request may have been applied
+-- though it failed: it went out and no answer came back (network), the
+-- answer was cut or unreadable, or the service failed inside (5xx,
+-- InternalError*). Such a request must be resolved before it is sent again.
+function M.outcome_unknown(err)
+  if err.kind == "network" then return err.sent == true end
+  if err.code == "ClientError.ResponseTooLarge" then return true end
+  if err.kind == "http" then return err.code == "ClientError.ParseJsonError" or (err.status or 0) >= 500 end
+  return type(err.code) == "string" and err.code:find("^InternalError") ~= nil
+end
+
 function M.is_error(v)
   return type(v) == "table" and getmetatable(v) == mt
 end

@@ -8,9 +8,6 @@ local proc = require "support.proc"
 
 local M = {}
 
--- The shell command that runs the CLI against simulator `s` (nil: no
--- credentials and no --endpoint). opts: id, key (credentials instead of the
--- simulator's), no_endpoint (leave --endpoint out).
 --- n URLs: https://www.example.com/<prefix or "u"><i>.
 function M.urls(n, prefix)
   local t = {}
@@ -25,9 +22,14 @@ function M.args(list, ...)
   return t
 end
 
+-- The shell command that runs the CLI against simulator `s` (nil: no
+-- credentials and no --endpoint). opts: id, key (credentials instead of the
+-- simulator's), no_endpoint (leave --endpoint out), env ({NAME = value}
+-- for the CLI's environment).
 function M.command(s, args, opts)
   opts = opts or {}
   local env = "env -u TENCENTCLOUD_SESSION_TOKEN"
+  for name, value in pairs(opts.env or {}) do env = env .. " " .. name .. "=" .. proc.quote(value) end
   if s then
     env = env .. " TENCENTCLOUD_SECRET_ID=" .. proc.quote(opts.id or s.secret_id)
       .. " TENCENTCLOUD_SECRET_KEY=" .. proc.quote(opts.key or s.secret_key)
