@@ -192,9 +192,9 @@ describe("ecdn-purge --dry-run", function()
     local out, err, rc = cli.run(nil, with(input, "--dry-run", "--json"))
     assert.equal(1, rc)
     local dry = cli.json(out, err)
-    local s = sim.start { args = { "--rate", "0" } }
-    finally(function() s:stop() end)
-    out, err, rc = cli.run(s, with(input, "--json"))
+    local server = sim.start { args = { "--rate", "0" } }
+    finally(function() server:stop() end)
+    out, err, rc = cli.run(server, with(input, "--json"))
     assert.equal(1, rc)
     local real = cli.json(out, err)
     assert.equal(1, dry.failed)
