@@ -7,6 +7,7 @@
 -- server, ecdn.client (run here, in plain Lua) must give the same error table.
 local nginx = require "support.nginx"
 local proc = require "support.proc"
+local socket = require "socket"
 
 local ID, KEY = "AKIDRESTYHTTP000000000000000000000000", "RestyHttpSecretKey00000000000000"
 local OK_BODY = '{"Response":{"TaskId":"raw-task-1","RequestId":"raw-request-1"}}'
@@ -21,6 +22,14 @@ local MODES = {
     ngx.print('{"Response":{"TaskId":"chunked-')
     ngx.flush(true)
     ngx.print('task-1","RequestId":"chunked-request-1"}}')
+  ]],
+  -- plain kept-alive answers, counted (for the keep-alive time)
+  ka = [[
+    ngx.req.read_body()
+    t.count("ka")
+    ngx.header.content_type = "application/json"
+    ngx.header.content_length = #t.OK
+    ngx.print(t.OK)
   ]],
   -- chunk extensions and a trailer, by hand
   chunked_raw = [[
@@ -152,6 +161,7 @@ describe("resty.ecdn.http in nginx", function()
         location = /purge { content_by_lua_block {
           local a = ngx.var.arg_timeout and { timeout = tonumber(ngx.var.arg_timeout) } or {}
           if ngx.var.arg_verify == "0" then a.verify = false end
+          if ngx.var.arg_ka then a.keepalive_timeout = tonumber(ngx.var.arg_ka) end
           local c = t.client(ngx.unescape_uri(ngx.var.arg_endpoint), a)
           t.say(c:purge{ "https://www.example.com/http/a.jpg" })
         } }
@@ -325,6 +335,13 @@ describe("resty.ecdn.http in nginx", function()
     assert.equal("CURLE_OPERATION_TIMEDOUT", out.err.detail)
     assert.is_true(out.err.sent)
     assert.is_true(out.err.retryable)
+  end)
+
+  it("keepalive_timeout under 1 ms keeps a connection 1 ms, not forever (0 means no limit to nginx)", function()
+    assert.is_nil(purge(endpoint("ka"), "&ka=0.0004").err)
+    socket.sleep(0.3)
+    assert.is_nil(purge(endpoint("ka"), "&ka=0.0004").err)
+    assert.same({ conns = 2, reqs = 2, reused = false }, count("ka"))
   end)
 
   it("a host name without a `resolver` in nginx.conf: a message that says so", function()

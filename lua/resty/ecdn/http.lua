@@ -400,7 +400,8 @@ function M.request(conf, req, resend)
     if st.whole then sent = true end
     if raw then
       if extra and conf.keepalive_timeout > 0 then
-        local kok = sock:setkeepalive(math.floor(conf.keepalive_timeout * 1000), conf.keepalive_pool)
+        -- at least 1 ms: setkeepalive(0) would keep the connection forever
+        local kok = sock:setkeepalive(math.max(1, math.ceil(conf.keepalive_timeout * 1000)), conf.keepalive_pool)
         if not kok then sock:close() end
       else
         sock:close()
