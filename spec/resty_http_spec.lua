@@ -71,6 +71,19 @@ local MODES = {
     ngx.print(t.OK)
   ]],
   slow = [[ngx.req.read_body() ngx.sleep(2) ngx.print("late")]],
+  -- bytes trickled for 5 s (each one restarts nginx's read timer): the head,
+  -- a Content-Length body, a chunked body
+  trickle_head = [[t.trickle("HTTP/1.1 200 OK\r\n", function(i) return "X-Slow-" .. i .. ": x\r\n" end)]],
+  trickle_body = [[t.trickle("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", function() return "x" end)]],
+  trickle_chunked = [[t.trickle("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    function() return "1\r\nx\r\n" end)]],
+  -- chunked trailers without end (80 KiB, then the blank line)
+  many_trailers = [[
+    local h = {}
+    for i = 1, 2000 do h[i] = string.format("X-Trailer-%04d: %s\r\n", i, string.rep("v", 24)) end
+    t.raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+      .. string.format("%x", #t.OK) .. "\r\n" .. t.OK .. "\r\n0\r\n" .. table.concat(h) .. "\r\n")
+  ]],
 }
 
 local MODE_NAMES = {}
@@ -147,6 +160,16 @@ describe("resty.ecdn.http in nginx", function()
         end
         -- raw bytes as the answer; `hold`: keep the connection open that long
         -- and note whether the client writes to it again
+        -- `first`, then piece(i) every 0.2 s for 5 s (until the client goes)
+        function t.trickle(first, piece)
+          ngx.req.read_body()
+          local sock = assert(ngx.req.socket(true))
+          if not sock:send(first) then return end
+          for i = 1, 25 do
+            ngx.sleep(0.2)
+            if not sock:send(piece(i)) then return end
+          end
+        end
         function t.raw(bytes, hold)
           ngx.req.read_body()
           local sock = assert(ngx.req.socket(true))
@@ -335,6 +358,30 @@ describe("resty.ecdn.http in nginx", function()
     assert.equal("CURLE_OPERATION_TIMEDOUT", out.err.detail)
     assert.is_true(out.err.sent)
     assert.is_true(out.err.retryable)
+  end)
+
+  -- nginx restarts a read timer whenever bytes arrive: the deadline is ours
+  for _, mode in ipairs { "trickle_head", "trickle_body", "trickle_chunked" } do
+    it("timeout bounds the whole request, not each read (" .. mode .. ": a byte every 0.2 s for 5 s)", function()
+      allow = { "lua tcp socket read timed out" }
+      local t0 = socket.gettime()
+      local out = purge(endpoint(mode), "&timeout=0.5")
+      local elapsed = socket.gettime() - t0
+      assert.equal("CURLE_OPERATION_TIMEDOUT", out.err.detail)
+      assert.is_true(out.err.sent)
+      assert.is_true(out.err.retryable)
+      assert.equal(1, out.err.attempts)
+      assert.is_true(elapsed < 1.5, "answered after " .. elapsed .. " s")
+    end)
+  end
+
+  it("chunked trailers over 64 KiB: headers_too_large, not retryable (they count as headers, as in libcurl)",
+     function()
+    local out = purge(endpoint("many_trailers"))
+    assert.equal("ClientError.ResponseTooLarge", out.err.code)
+    assert.equal("headers_too_large", out.err.detail)
+    assert.is_false(out.err.retryable)
+    assert.is_true(out.err.sent)
   end)
 
   it("keepalive_timeout under 1 ms keeps a connection 1 ms, not forever (0 means no limit to nginx)", function()

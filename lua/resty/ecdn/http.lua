@@ -28,10 +28,12 @@ M.MAX_BODY = 16 * 1024 * 1024   -- the C transport's caps
 M.MAX_HEADERS = 64 * 1024
 local MAX_ATTEMPTS = 3           -- the first write and two on other connections
 local MAX_CHUNK_LINE = 4096      -- "size;extensions\r\n" of a chunked body
+local READ_SIZE = 65536          -- the most one receive asks for
 
 local find, lower, sub, match, gmatch, byte = string.find, string.lower, string.sub, string.match, string.gmatch,
   string.byte
 local concat, tonumber, tostring = table.concat, tonumber, tostring
+local floor, min = math.floor, math.min
 local tcp = ngx.socket.tcp
 local now = ngx.now
 local update_time = ngx.update_time
@@ -148,6 +150,75 @@ local function expired(deadline)
   return now() >= deadline
 end
 
+-- The response is read through a buffer of our own that receiveany fills:
+-- before every receive the socket gets the time left before the deadline,
+-- and none is made once it has passed. nginx restarts a read timer
+-- whenever bytes arrive (and receive(n)/receiveuntil wait for all their
+-- bytes), so a per-call timeout would let a server that trickles bytes keep
+-- a request alive forever; libcurl's CURLOPT_TIMEOUT_MS stops at the limit,
+-- and so does this. st: sock, deadline, buf and pos (the unread bytes are
+-- buf from pos on), answered (response bytes seen).
+
+-- recv(st, max) -> up to max new bytes (not buffered) | nil, err
+local function recv(st, max)
+  update_time()
+  local ms = floor((st.deadline - now()) * 1000)
+  if ms < 1 then return nil, "timeout" end
+  local sock = st.sock
+  sock:settimeout(ms)
+  local data, err = sock:receiveany(max)
+  if data then st.answered = st.answered + #data end
+  return data, err
+end
+
+-- fill(st) -> true | nil, err: more bytes into the buffer (the read ones dropped).
+local function fill(st)
+  local data, err = recv(st, READ_SIZE)
+  if not data then return nil, err end
+  local buf, pos = st.buf, st.pos
+  st.buf = pos > #buf and data or sub(buf, pos) .. data
+  st.pos = 1
+  return true
+end
+
+-- take(st, n) -> the next n bytes | nil, err, bytes got. Never reads past them.
+local function take(st, n)
+  local buf, pos = st.buf, st.pos
+  local have = #buf - pos + 1
+  if have >= n then
+    st.pos = pos + n
+    return sub(buf, pos, pos + n - 1)
+  end
+  local parts, got = { sub(buf, pos) }, have
+  st.buf, st.pos = "", 1
+  while got < n do
+    local data, err = recv(st, min(n - got, READ_SIZE))
+    if not data then return nil, err, got end
+    parts[#parts + 1] = data
+    got = got + #data
+  end
+  return concat(parts)
+end
+
+-- line(st, cap) -> the next line (ended by CRLF), without its CRLF | nil,
+-- "long" (more than cap bytes) or the receive error.
+local function line(st, cap)
+  local seen = 0 -- bytes from pos already searched
+  while true do
+    local buf, pos = st.buf, st.pos
+    local e = find(buf, "\r\n", pos + (seen > 0 and seen - 1 or 0), true)
+    if e then
+      if e - pos > cap then return nil, "long" end
+      st.pos = e + 2
+      return sub(buf, pos, e - 1)
+    end
+    seen = #buf - pos + 1
+    if seen > cap + 1 then return nil, "long" end
+    local ok, err = fill(st)
+    if not ok then return nil, err end
+  end
+end
+
 -- Parses a header block ("HTTP/1.1 200 OK\r\nName: v\r\n..."), as the C
 -- transport does (src/lua_http.c push_headers): names lower-cased (up to 63
 -- bytes; other lines are skipped), values without leading blanks and
@@ -193,45 +264,46 @@ local function has_token(value, token)
   return false
 end
 
+local function too_large_headers(max_headers)
+  return nil, failure("headers_too_large", "response headers larger than " .. max_headers .. " bytes",
+                      { retryable = false })
+end
+
 -- Reads the response head (skipping 1xx answers) within the header cap.
--- Returns status, headers, version | nil, failure. st.answered counts the
--- response bytes seen.
-local function read_head(sock, max_headers, st)
-  local total = 0
-  local function too_large()
-    return nil, failure("headers_too_large", "response headers larger than " .. max_headers .. " bytes",
-                        { retryable = false })
-  end
+-- Returns status, headers, version | nil, failure.
+local function read_head(st, max_headers)
+  local total = 0 -- head bytes so far, 1xx heads included
   while true do
-    local reader = sock:receiveuntil("\r\n\r\n")
-    local parts = {}
+    local seen = 0 -- bytes from pos already searched
+    local last, stop
     while true do
-      local room = max_headers - total
-      local data, err, partial = reader(room > 0 and room or 1)
-      if not data then
-        if err then
-          st.answered = st.answered + #(partial or "")
-          if err == "timeout" then
-            return nil, failure("CURLE_OPERATION_TIMEDOUT", "timed out waiting for the response")
-          end
-          if err == "closed" then
-            if st.answered > 0 then
-              return nil, failure("partial_headers", "the connection closed in the middle of the response headers")
-            end
-            return nil, failure("CURLE_GOT_NOTHING", "the server closed the connection without answering")
-          end
-          return nil, io_failure(err, "receive")
-        end
-        break -- the blank line that ends the head
+      local buf, pos = st.buf, st.pos
+      local crlf = find(buf, "\r\n\r\n", pos + (seen > 3 and seen - 3 or 0), true) -- it may straddle two reads
+      if crlf then
+        last, stop = crlf + 1, crlf + 3
+        break
       end
-      st.answered = st.answered + #data
-      total = total + #data
-      if total > max_headers then return too_large() end
-      parts[#parts + 1] = data
+      seen = #buf - pos + 1
+      if total + seen > max_headers then return too_large_headers(max_headers) end
+      local ok, err = fill(st)
+      if not ok then
+        if err == "timeout" then
+          return nil, failure("CURLE_OPERATION_TIMEDOUT", "timed out waiting for the response")
+        end
+        if err == "closed" then
+          if st.answered > 0 then
+            return nil, failure("partial_headers", "the connection closed in the middle of the response headers")
+          end
+          return nil, failure("CURLE_GOT_NOTHING", "the server closed the connection without answering")
+        end
+        return nil, io_failure(err, "receive")
+      end
     end
-    total = total + 4
-    if total > max_headers then return too_large() end
-    local status, headers, version = parse_head(concat(parts))
+    local pos = st.pos
+    total = total + stop - pos + 1
+    if total > max_headers then return too_large_headers(max_headers) end
+    st.pos = stop + 1
+    local status, headers, version = parse_head(sub(st.buf, pos, last))
     if not status then
       return nil, failure("CURLE_WEIRD_SERVER_REPLY", "not an HTTP response")
     end
@@ -254,46 +326,42 @@ local function body_failure(err, got)
   return io_failure(err, "receive")
 end
 
+local function bad_chunked()
+  return nil, failure("CURLE_RECV_ERROR", "bad chunked encoding in the response")
+end
+
 -- Reads a chunked body. Returns body | nil, failure.
-local function read_chunked(sock, max_body, status)
+local function read_chunked(st, max_body, max_headers, status)
   local parts, total = {}, 0
-  local line_reader = sock:receiveuntil("\r\n")
-  local function line()
-    local data, err = line_reader(MAX_CHUNK_LINE + 1)
-    if not data then return nil, err or "empty" end
-    if #data > MAX_CHUNK_LINE then return nil, "long" end
-    local tail, err2 = line_reader(1) -- the iterator must reach the delimiter: nil, nil
-    if tail ~= nil or err2 then return nil, err2 or "long" end
-    return data
-  end
   while true do
-    local size_line, err = line()
+    local size_line, err = line(st, MAX_CHUNK_LINE)
     if not size_line then
-      if err == "long" or err == "empty" then
-        return nil, failure("CURLE_RECV_ERROR", "bad chunked encoding in the response")
-      end
+      if err == "long" then return bad_chunked() end
       return nil, body_failure(err, total)
     end
+    if size_line == "" then return bad_chunked() end
     local size = tonumber(match(size_line, "^%s*(%x+)%s*[;]?") or "", 16)
     if not size then return nil, failure("CURLE_RECV_ERROR", "bad chunk size in the response") end
     if size == 0 then break end
     if total + size > max_body then return too_big(max_body, status) end
-    local data, rerr, partial = sock:receive(size)
-    if not data then return nil, body_failure(rerr, total + #(partial or "")) end
+    local data, rerr, got = take(st, size)
+    if not data then return nil, body_failure(rerr, total + got) end
     total = total + size
     parts[#parts + 1] = data
-    local crlf, cerr = sock:receive(2)
+    local crlf, cerr = take(st, 2)
     if not crlf then return nil, body_failure(cerr, total) end
-    if crlf ~= "\r\n" then return nil, failure("CURLE_RECV_ERROR", "bad chunked encoding in the response") end
+    if crlf ~= "\r\n" then return bad_chunked() end
   end
-  -- trailers, up to the blank line
+  -- trailers, up to the blank line; they count against the header cap (as libcurl's)
+  local room = max_headers
   while true do
-    local trailer, err = line()
-    if trailer == "" or err == "empty" then break end
-    if trailer == nil then
-      if err == "long" then return nil, failure("CURLE_RECV_ERROR", "bad chunked encoding in the response") end
+    local trailer, err = line(st, room)
+    if trailer == "" then break end
+    if not trailer then
+      if err == "long" then return too_large_headers(max_headers) end
       return nil, body_failure(err, total)
     end
+    room = room - #trailer - 2
   end
   return concat(parts)
 end
@@ -301,12 +369,15 @@ end
 -- One attempt on one connection. Returns raw, reusable | nil, failure;
 -- st.whole: the whole request went to the socket; st.answered: response
 -- bytes seen.
-local function exchange(sock, bytes, conf, deadline, st)
+local function exchange(sock, bytes, conf, st)
+  update_time()
+  local ms = floor((st.deadline - now()) * 1000)
+  if ms < 1 then return nil, failure("CURLE_OPERATION_TIMEDOUT", "timed out") end
+  sock:settimeout(ms)
   local ok, err = sock:send(bytes)
   if not ok then return nil, io_failure(err, "send") end
   st.whole = true
-  sock:settimeouts(left_ms(deadline), left_ms(deadline), left_ms(deadline))
-  local status, headers, version = read_head(sock, conf.max_headers, st)
+  local status, headers, version = read_head(st, conf.max_headers)
   if not status then return nil, headers end
   local body
   local te, cl = headers["transfer-encoding"], headers["content-length"]
@@ -318,7 +389,7 @@ local function exchange(sock, bytes, conf, deadline, st)
       return nil, failure("CURLE_WEIRD_SERVER_REPLY", "unsupported Transfer-Encoding in the response")
     end
     local f
-    body, f = read_chunked(sock, conf.max_body, status)
+    body, f = read_chunked(st, conf.max_body, conf.max_headers, status)
     if not body then return nil, f end
     if cl then reusable = false end -- both framings: chunked wins, the connection is not trusted again
   elseif cl then
@@ -328,29 +399,28 @@ local function exchange(sock, bytes, conf, deadline, st)
     end
     n = tonumber(n)
     if n > conf.max_body then return too_big(conf.max_body, status) end
-    if n > 0 then
-      local partial
-      body, err, partial = sock:receive(n)
-      if not body then return nil, body_failure(err, #(partial or "")) end
-    else
-      body = ""
-    end
+    local got
+    body, err, got = take(st, n)
+    if not body then return nil, body_failure(err, got) end
   else
     -- No framing: the body runs to the end of the connection.
     reusable = false
-    local parts, total = {}, 0
+    local parts, total = { sub(st.buf, st.pos) }, #st.buf - st.pos + 1
+    st.buf, st.pos = "", 1
     while true do
-      local data, rerr = sock:receiveany(65536)
+      if total > conf.max_body then return too_big(conf.max_body, status) end
+      local data, rerr = recv(st, READ_SIZE)
       if not data then
         if rerr == "closed" then break end
         return nil, io_failure(rerr, "receive")
       end
       total = total + #data
-      if total > conf.max_body then return too_big(conf.max_body, status) end
       parts[#parts + 1] = data
     end
     body = concat(parts)
   end
+  -- bytes after the answer: the connection is out of step, never reused
+  if st.pos <= #st.buf then reusable = false end
   return { status = status, headers = headers, body = body }, reusable
 end
 
@@ -395,8 +465,8 @@ function M.request(conf, req, resend)
       end
     end
     attempts = attempts + 1
-    local st = { whole = false, answered = 0 }
-    local raw, extra = exchange(sock, bytes, conf, deadline, st)
+    local st = { whole = false, answered = 0, sock = sock, deadline = deadline, buf = "", pos = 1 }
+    local raw, extra = exchange(sock, bytes, conf, st)
     if st.whole then sent = true end
     if raw then
       if extra and conf.keepalive_timeout > 0 then
