@@ -84,6 +84,14 @@ local MODES = {
     t.raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
       .. string.format("%x", #t.OK) .. "\r\n" .. t.OK .. "\r\n0\r\n" .. table.concat(h) .. "\r\n")
   ]],
+  -- a head whose lines end in bare LF (libcurl takes it)
+  lf_only = [[t.raw("HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: " .. #t.OK
+    .. "\nConnection: close\n\n" .. t.OK)]],
+  -- Content-Length twice: the same value (fine), differing values (refused)
+  cl_twice = [[t.raw("HTTP/1.1 200 OK\r\nContent-Length: " .. #t.OK .. "\r\nContent-Length: " .. #t.OK
+    .. "\r\nConnection: close\r\n\r\n" .. t.OK)]],
+  cl_differ = [[t.raw("HTTP/1.1 200 OK\r\nContent-Length: " .. #t.OK .. "\r\nContent-Length: " .. (#t.OK - 1)
+    .. "\r\nConnection: close\r\n\r\n" .. t.OK)]],
 }
 
 local MODE_NAMES = {}
@@ -382,6 +390,25 @@ describe("resty.ecdn.http in nginx", function()
     assert.equal("headers_too_large", out.err.detail)
     assert.is_false(out.err.retryable)
     assert.is_true(out.err.sent)
+  end)
+
+  it("a head whose lines end in bare LF is read, as ecdn.client reads it", function()
+    local out = purge(endpoint("lf_only"))
+    assert.is_nil(out.err)
+    assert.same({ task_id = "raw-task-1", request_id = "raw-request-1", attempts = 1 }, out.res)
+    local cres = curl_purge(endpoint("lf_only"))
+    assert.equal("raw-task-1", cres.task_id)
+  end)
+
+  it("Content-Length twice with one value is read; with differing values refused, as ecdn.client", function()
+    local out = purge(endpoint("cl_twice"))
+    assert.is_nil(out.err)
+    assert.equal("raw-task-1", out.res.task_id)
+    assert.equal("raw-task-1", curl_purge(endpoint("cl_twice")).task_id)
+    local bad = purge(endpoint("cl_differ"))
+    assert.equal("CURLE_WEIRD_SERVER_REPLY", bad.err.detail)
+    assert.is_true(bad.err.sent)
+    assert.is_nil(curl_purge(endpoint("cl_differ")))
   end)
 
   it("keepalive_timeout under 1 ms keeps a connection 1 ms, not forever (0 means no limit to nginx)", function()

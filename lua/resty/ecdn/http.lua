@@ -222,8 +222,9 @@ end
 -- Parses a header block ("HTTP/1.1 200 OK\r\nName: v\r\n..."), as the C
 -- transport does (src/lua_http.c push_headers): names lower-cased (up to 63
 -- bytes; other lines are skipped), values without leading blanks and
--- trailing CR/blanks, repeated names joined by ", ". Plain finds: LuaJIT
--- interprets pattern matching, and this runs for every response.
+-- trailing CR/blanks, repeated names joined by ", ". Lines may end in a
+-- bare LF (libcurl takes them). Plain finds: LuaJIT interprets pattern
+-- matching, and this runs for every response.
 local function parse_head(block)
   local len = #block
   local eol = find(block, "\n", 1, true) or len + 1
@@ -270,7 +271,8 @@ local function too_large_headers(max_headers)
 end
 
 -- Reads the response head (skipping 1xx answers) within the header cap.
--- Returns status, headers, version | nil, failure.
+-- Returns status, headers, version | nil, failure. The head ends at its
+-- first empty line, CRLF or a bare LF (as libcurl).
 local function read_head(st, max_headers)
   local total = 0 -- head bytes so far, 1xx heads included
   while true do
@@ -278,11 +280,14 @@ local function read_head(st, max_headers)
     local last, stop
     while true do
       local buf, pos = st.buf, st.pos
-      local crlf = find(buf, "\r\n\r\n", pos + (seen > 3 and seen - 3 or 0), true) -- it may straddle two reads
-      if crlf then
-        last, stop = crlf + 1, crlf + 3
-        break
+      local from = pos + (seen > 2 and seen - 2 or 0) -- a terminator may straddle two reads
+      local crlf, lf = find(buf, "\n\r\n", from, true), find(buf, "\n\n", from, true)
+      if crlf and (not lf or crlf < lf) then
+        last, stop = crlf, crlf + 2
+      elseif lf then
+        last, stop = lf, lf + 1
       end
+      if last then break end
       seen = #buf - pos + 1
       if total + seen > max_headers then return too_large_headers(max_headers) end
       local ok, err = fill(st)
@@ -366,6 +371,22 @@ local function read_chunked(st, max_body, max_headers, status)
   return concat(parts)
 end
 
+-- The length a Content-Length value gives: one number, or the same number
+-- repeated ("N, N": several equal fields, which libcurl and RFC 9112 6.3
+-- accept). nil for anything else, differing numbers included.
+local function content_length(cl)
+  local n = match(cl, "^(%d+)$")
+  if not n then
+    for v in gmatch(cl, "[^,]+") do
+      v = match(v, "^[ \t]*(%d+)[ \t]*$")
+      if not v or (n and v ~= n) then return nil end
+      n = v
+    end
+  end
+  if not n or #n > 15 then return nil end
+  return tonumber(n)
+end
+
 -- One attempt on one connection. Returns raw, reusable | nil, failure;
 -- st.whole: the whole request went to the socket; st.answered: response
 -- bytes seen.
@@ -393,11 +414,10 @@ local function exchange(sock, bytes, conf, st)
     if not body then return nil, f end
     if cl then reusable = false end -- both framings: chunked wins, the connection is not trusted again
   elseif cl then
-    local n = match(cl, "^(%d+)$")
-    if not n or #n > 15 then
+    local n = content_length(cl)
+    if not n then
       return nil, failure("CURLE_WEIRD_SERVER_REPLY", "bad Content-Length in the response")
     end
-    n = tonumber(n)
     if n > conf.max_body then return too_big(conf.max_body, status) end
     local got
     body, err, got = take(st, n)
