@@ -150,6 +150,27 @@ describe("resty.ecdn purges in nginx", function()
           local ok, msg = pcall(t.client.purge_all, t.client, "x")
           t.say({ raised = not ok, msg = msg })
         ]]),
+        -- close() before purge_async's timer runs: done still hears of it
+        content("/async_close", [[
+          local ecdn = require "resty.ecdn"
+          local c = assert(ecdn.new(t.opts()))
+          assert(c:purge_async({ ngx.var.arg_url }, function(res, err) t.put("async_close", res, err) end))
+          c:close()
+          ngx.say("scheduled")
+        ]]),
+        -- close() from another light thread while a purge and a call sleep in the limiter
+        content("/close_waiting", [[
+          local ecdn = require "resty.ecdn"
+          local c = assert(ecdn.new(t.opts { rate = 1 }))
+          local first = assert(c:purge{ ngx.var.arg_url .. "?first" }) -- the window's one grant
+          local p = ngx.thread.spawn(function() return c:purge{ ngx.var.arg_url } end)
+          local q = ngx.thread.spawn(function() return c:call("DescribePurgeQuota", {}) end)
+          ngx.sleep(0.2)
+          c:close()
+          local _, _, perr = ngx.thread.wait(p)
+          local _, _, qerr = ngx.thread.wait(q)
+          ngx.say(require("cjson").encode { first = first.task_id, purge = perr, call = qerr })
+        ]]),
         content("/info", [[
           local info = t.client:info()
           info.tostring = tostring(t.client)
@@ -329,6 +350,32 @@ describe("resty.ecdn purges in nginx", function()
     assert.equal("AuthFailure.SignatureFailure", out.res.bad)
     assert.is_string(out.res.ok)
     assert.is_true(out.res.closed_raises)
+  end)
+
+  local CLOSED = { code = "ClientError.Closed", kind = "client", sent = false, retryable = false }
+  local function closed_error(err)
+    assert.is_table(err)
+    for k, v in pairs(CLOSED) do assert.equal(v, err[k], "field " .. k) end
+    assert.truthy(err.message:find("closed", 1, true))
+  end
+
+  it("purge_async then close(): done gets ClientError.Closed (nothing sent), nothing raises", function()
+    local url = "https://www.example.com/resty/async-close.jpg"
+    local _, body = n:get("/async_close?url=" .. url)
+    assert.equal("scheduled\n", body)
+    local out = assert(n:result("async_close"))
+    assert.is_nil(out.res)
+    closed_error(out.err)
+    assert.same({}, logged(url))
+  end)
+
+  it("close() while a purge and a call wait in the limiter: ClientError.Closed, nothing sent", function()
+    local url = "https://www.example.com/resty/close-waiting.jpg"
+    local out = assert(n:json("/close_waiting?url=" .. url))
+    assert.is_string(out.first)
+    closed_error(out.purge)
+    closed_error(out.call)
+    assert.same({}, logged(url))
   end)
 
   it("info and tostring show no secret", function()

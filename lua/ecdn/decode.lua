@@ -113,13 +113,15 @@ local NETWORK_CODES = {
   body_too_large = "ClientError.ResponseTooLarge",
   headers_too_large = "ClientError.ResponseTooLarge",
   interrupted = "ClientError.Interrupted",
+  client_closed = "ClientError.Closed", -- resty.ecdn: close() came before the request went out
 }
+local NETWORK_KINDS = { ["ClientError.ResponseTooLarge"] = "http", ["ClientError.Closed"] = "client" }
 
 --- network(e) -> err, for a transport's failure table.
 function M.network(e)
   local code = NETWORK_CODES[e.detail] or "ClientError.NetworkError"
   return errors.new { code = code, message = e.message or "network failure", detail = e.detail,
-                      kind = code == "ClientError.ResponseTooLarge" and "http" or "network",
+                      kind = NETWORK_KINDS[code] or "network",
                       status = e.status, retryable = e.retryable == true, sent = e.sent == true,
                       tls = e.tls or nil, attempts = e.attempts }
 end

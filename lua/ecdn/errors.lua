@@ -120,6 +120,7 @@ local codes = {
   ["ClientError.Deadline"] = { "purge_all's deadline passed before the batch was sent", false },
   ["ClientError.PhaseError"] = { "resty.ecdn: no cosockets in this nginx phase (use purge_async)", false },
   ["ClientError.TimerError"] = { "resty.ecdn: purge_async could not start a timer", true },
+  ["ClientError.Closed"] = { "resty.ecdn: the client was closed before the request was sent", false },
 }
 M.codes = codes
 

@@ -174,12 +174,21 @@ local function timestamp(self)
   return math.floor(t)
 end
 
+-- The failure when close() ran first: another light thread closed the
+-- client while this one slept in the limiter, or before purge_async's timer
+-- ran. Nothing went out, nor will (the closed signer would raise).
+local function closed_failure()
+  return { kind = "network", detail = "client_closed", sent = false, retryable = false, tls = false, attempts = 0,
+           message = "resty.ecdn: the client was closed before the request was sent" }
+end
+
 --- client:_send(action, body, resend) -> raw | nil, failure: the limiter,
 -- then sign and send (for the methods here, and for the bulk engine later).
 -- Only in cosocket phases.
 function Client:_send(action, body, resend)
   local lim = self.limiter
   if lim then lim:acquire(limit.sleep) end
+  if self.closed then return nil, closed_failure() end
   local req = self.signer:request(action, body, timestamp(self))
   return http.request(self.conf, req, resend)
 end
@@ -278,6 +287,7 @@ local function runner(self)
   local finished, next_id = {}, 0
   local r = {}
   function r._start(_, action, body, ts, resend)
+    if self.closed then return nil, closed_failure() end
     next_id = next_id + 1
     local id = next_id
     local req = self.signer:request(action, body, ts)
@@ -302,7 +312,10 @@ local function runner(self)
     finished = {}
     return out
   end
-  function r.call(_, action, params) return self:call(action, params) end
+  function r.call(_, action, params)
+    if self.closed then return nil, decode.network(closed_failure()) end
+    return self:call(action, params)
+  end
   return r
 end
 
