@@ -150,6 +150,20 @@ describe("resty.ecdn purges in nginx", function()
           local ok, msg = pcall(t.client.purge_all, t.client, "x")
           t.say({ raised = not ok, msg = msg })
         ]]),
+        -- CDN's Area and UrlEncode, and the refusals of bad ones (as ecdn.client)
+        content("/cdn_extras", [[
+          local ecdn = require "resty.ecdn"
+          local c = assert(ecdn.new(t.opts { service = "cdn" }))
+          local res, err = c:purge({ ngx.var.arg_url }, { area = "overseas", url_encode = true })
+          local pres, perr = c:purge_paths({ ngx.var.arg_path }, { flush_type = "flush", area = "mainland" })
+          local raised = {}
+          local e = assert(ecdn.new(t.opts()))
+          for _, v in ipairs { { c, { area = "bogus" } }, { c, { url_encode = "yes" } }, { e, { area = "global" } } } do
+            local ok, msg = pcall(v[1].purge, v[1], { ngx.var.arg_url }, v[2])
+            raised[#raised + 1] = not ok and msg or "accepted"
+          end
+          t.say({ purge = res, paths = pres, raised = raised }, err or perr)
+        ]]),
         -- close() before purge_async's timer runs: done still hears of it
         content("/async_close", [[
           local ecdn = require "resty.ecdn"
@@ -350,6 +364,36 @@ describe("resty.ecdn purges in nginx", function()
     assert.equal("AuthFailure.SignatureFailure", out.res.bad)
     assert.is_string(out.res.ok)
     assert.is_true(out.res.closed_raises)
+  end)
+
+  it("purge and purge_paths send CDN's Area and UrlEncode, and refuse bad ones as ecdn.client does", function()
+    local url, path = "https://www.example.com/resty/area.jpg", "https://www.example.com/resty/area-dir/"
+    local out = n:json("/cdn_extras?url=" .. url .. "&path=" .. path)
+    assert.is_nil(out.err)
+    assert.is_string(out.res.purge.task_id)
+    assert.is_string(out.res.paths.task_id)
+    local e = logged(url)
+    assert.equal(1, #e)
+    assert.equal("overseas", e[1].area)
+    assert.is_true(e[1].url_encode)
+    local found
+    for _, entry in ipairs(s:log_entries()) do
+      for _, p in ipairs(entry.paths or {}) do if p == path then found = entry end end
+    end
+    assert.equal("mainland", found.area)
+    -- the same refusals, in the same words, as ecdn.client's
+    local c = assert(require("ecdn").client { endpoint = "http://127.0.0.1:" .. s.port, service = "cdn",
+                                              secret_id = s.secret_id, secret_key = s.secret_key })
+    local ce = assert(require("ecdn").client { endpoint = "http://127.0.0.1:" .. s.port,
+                                               secret_id = s.secret_id, secret_key = s.secret_key })
+    for i, v in ipairs { { c, { area = "bogus" } }, { c, { url_encode = "yes" } }, { ce, { area = "global" } } } do
+      local ok, msg = pcall(v[1].purge, v[1], { url }, v[2])
+      assert.is_false(ok)
+      local want = msg:match(":purge: ([^(]*)") -- (up to the services: ecdn.client's also has "auto")
+      assert.truthy(out.res.raised[i]:find("resty.ecdn:purge: " .. want, 1, true), out.res.raised[i])
+    end
+    c:close()
+    ce:close()
   end)
 
   local CLOSED = { code = "ClientError.Closed", kind = "client", sent = false, retryable = false }

@@ -250,22 +250,9 @@ end
 -- and the fields; on an "auto" client still on ECDN they wait for the switch
 -- (ECDN has neither).
 local function cdn_extras(st, fn, opts)
-  if opts == nil or (opts.area == nil and opts.url_encode == nil) then return nil end
-  if st.service ~= "cdn" and not st.auto then
-    fail(fn, "area and url_encode are CDN options (service = \"cdn\" or \"auto\")", 3)
-  end
-  local parts, fields = {}, {}
-  if opts.area ~= nil then
-    if not AREAS[opts.area] then fail(fn, "area must be \"mainland\", \"overseas\" or \"global\"", 3) end
-    parts[#parts + 1] = ',"Area":"' .. opts.area .. '"'
-    fields.Area = opts.area
-  end
-  if opts.url_encode ~= nil then
-    if type(opts.url_encode) ~= "boolean" then fail(fn, "url_encode must be a boolean", 3) end
-    parts[#parts + 1] = ',"UrlEncode":' .. tostring(opts.url_encode)
-    fields.UrlEncode = opts.url_encode
-  end
-  local tail = table.concat(parts)
+  local tail, fields = options.cdn_extras(opts, st.service == "cdn" or st.auto, '"cdn" or "auto"')
+  if tail == false then fail(fn, fields, 3) end
+  if tail == nil then return nil end
   return function()
     if st.service == "cdn" then return tail, fields end
   end

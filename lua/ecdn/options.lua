@@ -30,6 +30,28 @@ function M.with(extra)
   return t
 end
 
+--- cdn_extras(opts, cdn_ok, services) -> nil (neither asked) | tail, fields |
+-- false, message: CDN's Area and UrlEncode of a purge, checked. tail: the
+-- raw JSON members for the end of the body (,"Area":"mainland"), fields the
+-- same as a table; cdn_ok: the client may send them (allowed names the
+-- service values that do, for the message).
+function M.cdn_extras(opts, cdn_ok, allowed)
+  if opts == nil or (opts.area == nil and opts.url_encode == nil) then return nil end
+  if not cdn_ok then return false, "area and url_encode are CDN options (service = " .. allowed .. ")" end
+  local parts, fields = {}, {}
+  if opts.area ~= nil then
+    if not M.AREAS[opts.area] then return false, "area must be \"mainland\", \"overseas\" or \"global\"" end
+    parts[#parts + 1] = ',"Area":"' .. opts.area .. '"'
+    fields.Area = opts.area
+  end
+  if opts.url_encode ~= nil then
+    if type(opts.url_encode) ~= "boolean" then return false, "url_encode must be a boolean" end
+    parts[#parts + 1] = ',"UrlEncode":' .. tostring(opts.url_encode)
+    fields.UrlEncode = opts.url_encode
+  end
+  return table.concat(parts), fields
+end
+
 --- check(opts, types, who, level) -> opts (a table), or raises naming the
 -- option; then the common values: language, and the service (returns the
 -- service's facts table) and the endpoint (url, host). `auto_ok`: the

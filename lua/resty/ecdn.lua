@@ -36,6 +36,7 @@ local semaphore = require "ngx.semaphore"
 
 local ngx = ngx
 local get_phase = ngx.get_phase
+local sub = string.sub
 
 local M = { _VERSION = core._VERSION }
 
@@ -202,18 +203,29 @@ function Client:_limited(res, err)
   return res, err
 end
 
---- client:purge(urls) -> { task_id, request_id, attempts } | nil, err
-function Client:purge(urls)
+-- CDN's Area and UrlEncode (ecdn.options.cdn_extras, as ecdn.client):
+-- the JSON members to end the body with, or nil; a bad value raises.
+local function cdn_tail(self, fn, opts)
+  local tail, problem = options.cdn_extras(opts, self.service == "cdn", '"cdn"')
+  if tail == false then fail(fn, problem, 3) end
+  return tail ~= "" and tail or nil
+end
+
+--- client:purge(urls [, {area, url_encode}]) -> { task_id, request_id, attempts } | nil, err
+function Client:purge(urls, opts)
   check_self(self, "purge")
   if type(urls) ~= "table" then fail(":purge", "urls must be a table (got " .. type(urls) .. ")", 2) end
+  if opts ~= nil and type(opts) ~= "table" then fail(":purge", "opts must be a table", 2) end
+  local tail = cdn_tail(self, ":purge", opts)
   local perr = phase_error("purge")
   if perr then return nil, perr end
   local body, problem = request.purge_urls(urls)
   if not body then return nil, decode.local_error(problem, self.service, "URL") end
+  if tail then body = sub(body, 1, -2) .. tail .. "}" end
   return self:_limited(decode.task(self:_send("PurgeUrlsCache", body, false)))
 end
 
---- client:purge_paths(paths, {flush_type = "flush"|"delete"}) -> as purge
+--- client:purge_paths(paths, {flush_type = "flush"|"delete", area, url_encode}) -> as purge
 function Client:purge_paths(paths, opts)
   check_self(self, "purge_paths")
   if type(paths) ~= "table" then fail(":purge_paths", "paths must be a table (got " .. type(paths) .. ")", 2) end
@@ -221,10 +233,12 @@ function Client:purge_paths(paths, opts)
   if not FLUSH_TYPES[flush_type] then
     fail(":purge_paths", "opts.flush_type must be \"flush\" or \"delete\"", 2)
   end
+  local tail = cdn_tail(self, ":purge_paths", opts)
   local perr = phase_error("purge_paths")
   if perr then return nil, perr end
   local body, problem = request.purge_paths(paths, flush_type)
   if not body then return nil, decode.local_error(problem, self.service, "path") end
+  if tail then body = sub(body, 1, -2) .. tail .. "}" end
   return self:_limited(decode.task(self:_send("PurgePathCache", body, false)))
 end
 
