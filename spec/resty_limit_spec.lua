@@ -115,6 +115,26 @@ describe("resty.ecdn's rate limiter in nginx (2 workers)", function()
           out[#out + 1] = st:take(20, 3, 1)
           ngx.say(require("cjson").encode(out))
         } }
+        location = /lock_wait { content_by_lua_block {
+          -- rate 1: the first grant is taken after waiting 0.3 s for a lock
+          -- another worker holds; the next must still be a window after it
+          local limit = require "resty.ecdn.limit"
+          local d = ngx.shared.ecdn_limit
+          local lim = limit.new { rate = 1, window = 1.05, dict = d, key = "lock-wait" }
+          assert(d:add("lock-wait|1/1.05:lock", "another worker", 10))
+          local granted
+          local th = ngx.thread.spawn(function()
+            lim:acquire(limit.sleep)
+            ngx.update_time()
+            granted = ngx.now()
+          end)
+          ngx.sleep(0.3)
+          d:delete("lock-wait|1/1.05:lock")
+          ngx.thread.wait(th)
+          lim:acquire(limit.sleep)
+          ngx.update_time()
+          ngx.say(require("cjson").encode { gap = ngx.now() - granted })
+        } }
         location = /worker_store { content_by_lua_block {
           local limit = require "resty.ecdn.limit"
           ngx.say(limit.worker("k1") == limit.worker("k1") and limit.worker("k1") ~= limit.worker("k2"))
@@ -151,6 +171,11 @@ describe("resty.ecdn's rate limiter in nginx (2 workers)", function()
     for i = 1, #want do
       assert.is_true(math.abs(want[i] - out[i]) < 1e-9, "take #" .. i .. ": " .. out[i] .. " ~= " .. want[i])
     end
+  end)
+
+  it("a grant taken after waiting for the lock is recorded at its real time (next one a window later)", function()
+    local out = n:json("/lock_wait")
+    assert.is_true(out.gap >= 1.05, "grants " .. out.gap .. " s apart")
   end)
 
   it("without limit_dict, the clients of a worker share one store per key", function()

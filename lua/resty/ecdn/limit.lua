@@ -2,8 +2,9 @@
 -- (the exact sliding window: at most `rate` grants in ANY `window` seconds)
 -- with two stores here:
 --
---   limit.shdict(dict, key)  a lua_shared_dict: every worker of this nginx
---                            that uses the same dict and key shares one window
+--   limit.shdict(dict, key [, clock])  a lua_shared_dict: every worker of
+--                            this nginx that uses the same dict and key
+--                            shares one window
 --   limit.worker(key)        this worker only (no limit_dict given)
 --
 -- and a third to add later, for many machines sharing one account: a Redis
@@ -48,7 +49,7 @@ local function lock(dict, key)
   local tries = 0
   while true do
     local ok, err = dict:add(key, mine, LOCK_TTL)
-    if ok then return mine end
+    if ok then return mine, tries > 0 end
     if err ~= "exists" then return nil, err end
     M.lock_waits = M.lock_waits + 1
     tries = tries + 1
@@ -64,16 +65,23 @@ end
 -- `key .. ":" .. i` (i = 1..rate) with the ring's head at `key .. ":h"`; a
 -- block (the service said RequestLimitExceeded) at `key .. ":b"`. Entries
 -- expire a little after they stop mattering, so an idle key costs nothing.
-function M.shdict(dict, key)
+-- `clock`: the caller's clock, read again when the lock made take() wait.
+function M.shdict(dict, key, clock)
   local lock_key, head_key, block_key = key .. ":lock", key .. ":h", key .. ":b"
   local store = {}
 
   function store.take(_, now, rate, window)
-    local mine, err = lock(dict, lock_key)
+    local mine, waited = lock(dict, lock_key)
     if not mine then
       -- no room in the dict for even the lock: say so, wait a window
-      ngx.log(ngx.WARN, "resty.ecdn: rate limit dict: ", err)
+      ngx.log(ngx.WARN, "resty.ecdn: rate limit dict: ", waited) -- (the error, then)
       return window
+    end
+    if waited and clock then
+      -- `now` was read before the wait: a grant recorded at it would look
+      -- older than it is, and the next one could come within a window
+      local t = clock()
+      if t > now then now = t end
     end
     local wait = 0
     local blocked = dict:get(block_key)
@@ -114,6 +122,11 @@ function M.shdict(dict, key)
   return store
 end
 
+local function clock()
+  ngx.update_time()
+  return ngx.now()
+end
+
 -- One in-process store per key and rate, for all clients of this worker.
 local worker_stores = {}
 
@@ -128,18 +141,13 @@ function M.worker(key)
   return s
 end
 
-local function clock()
-  ngx.update_time()
-  return ngx.now()
-end
-
 --- limit.new{rate, window, dict, key, store} -> an ecdn.limiter whose clock
 -- is nginx's (ngx.now after ngx.update_time). `store` wins over `dict`
 -- (a lua_shared_dict object); without both, the per-worker store.
 function M.new(opts)
   local rate, window = opts.rate, opts.window
   local key = opts.key .. "|" .. rate .. "/" .. window
-  local store = opts.store or (opts.dict and M.shdict(opts.dict, key)) or M.worker(key)
+  local store = opts.store or (opts.dict and M.shdict(opts.dict, key, clock)) or M.worker(key)
   return limiter.new { rate = rate, window = window, store = store, clock = clock }
 end
 
