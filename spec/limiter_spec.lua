@@ -91,6 +91,17 @@ describe("ecdn.limiter", function()
     assert.equal(0, limiter.NONE:take())
   end)
 
+  it("stacked: a take() the outer refuses records nothing in the job's own limiter", function()
+    local c = fake_clock(0)
+    local outer = limiter.new { rate = 20, clock = c.now }
+    local job = limiter.stacked(outer, 1, 1.0, c.now)
+    outer:penalize(0.5)             -- another user of the client met RequestLimitExceeded
+    assert.equal(0.5, job:take())   -- refused: nothing went out
+    c.t = 0.5
+    assert.equal(0, job:take())     -- the job's own 1 a second is still unused
+    assert.equal(1, job:take())     -- and now it is
+  end)
+
   it("refuses a rate that is not a whole number >= 1", function()
     assert.has_error(function() limiter.new { rate = 0 } end, "ecdn.limiter: rate must be a whole number >= 1")
     assert.has_error(function() limiter.new { rate = 2.5 } end, "ecdn.limiter: rate must be a whole number >= 1")

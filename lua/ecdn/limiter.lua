@@ -23,11 +23,17 @@ local M = {}
 function M.memory()
   local ring, head, blocked = {}, 0, -math.huge
   local store = {}
-  function store.take(_, now, rate, window)
+  -- store:peek(now, rate, window) -> what take would answer, recording nothing.
+  function store.peek(_, now, rate, window)
     if now < blocked then return blocked - now end
     -- ring[head + 1] is the oldest of the last `rate` grants (once full).
     local oldest = ring[head % rate + 1]
     if oldest and now - oldest < window then return oldest + window - now end
+    return 0
+  end
+  function store.take(self, now, rate, window)
+    local wait = store.peek(self, now, rate, window)
+    if wait > 0 then return wait end
     head = head % rate + 1
     ring[head] = now
     return 0
@@ -82,9 +88,18 @@ M.NONE = { take = function() return 0 end, penalize = function() end, acquire = 
 --- limiter.stacked(outer, rate, window, clock) -> `outer`'s grants, and at
 -- most `rate` per `window` of its own on top (a purge_all job's own rate
 -- inside its client's). A refusal from the service penalizes `outer`.
+-- A take() either records in both or in neither: its own is only looked at
+-- until `outer` has granted (its own store is memory, never blocked, and
+-- time only moves on, so its grant then is certain).
 function M.stacked(outer, rate, window, clock)
   local own = M.new { rate = rate, window = window, clock = clock }
-  return { take = function() local w = own:take() if w > 0 then return w end return outer:take() end,
+  return { take = function()
+             local w = own.store:peek(own.clock(), own.rate, own.window)
+             if w > 0 then return w end
+             w = outer:take()
+             if w > 0 then return w end
+             return own:take()
+           end,
            penalize = function(_, secs) outer:penalize(secs) end }
 end
 
