@@ -362,3 +362,47 @@ describe("purge_all", function()
     assert.is_true(tonumber(hwm) < 64 * 1024, "peak RSS " .. tostring(hwm) .. " kB")
   end)
 end)
+
+-- Orders of events the simulator cannot be made to give on purpose: a
+-- scripted service (spec/support/fake_bulk.lua).
+describe("purge_all against a scripted service", function()
+  local fake = require "support.fake_bulk"
+  local A, B = "https://www.example.com/s/a", "https://www.example.com/s/b"
+
+  local function count(log, action, key, value)
+    local n = 0
+    for _, r in ipairs(log) do
+      if r.action == action and (not key or r.params[key] == value) then n = n + 1 end
+    end
+    return n
+  end
+
+  -- Both verifications of one task in flight at once.
+  local function two_verifies(pending)
+    local n = 0
+    for _, p in ipairs(pending) do if p.params.TaskId then n = n + 1 end end
+    return n >= 2
+  end
+
+  it("dedupe = false: two batches verifying the same task at once credit it once", function()
+    -- Two batches {a, b}, both answers lost; the service applied one of them (T1).
+    local sends = 0
+    local ok, rep, _, log = fake.run({ A, B, A, B }, { batch = 2, dedupe = false, concurrency = 2, max_backoff = 0 },
+      function(action, params)
+        if action == "PurgeUrlsCache" then
+          sends = sends + 1
+          if sends <= 2 then return nil, fake.DROPPED end
+          return fake.answer { TaskId = "T2" }
+        end
+        local answer = fake.logs { { TaskId = "T1", Url = A }, { TaskId = "T1", Url = B } }
+        if params.TaskId then return answer, nil, two_verifies end
+        return answer
+      end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, count(log, "DescribePurgeTasks", "TaskId", "T1")) -- the race happened
+    assert.equal(4, rep.ok)
+    assert.equal(2, #rep.tasks)
+    assert.are_not.equal(rep.tasks[1].task_id, rep.tasks[2].task_id)
+    assert.equal(3, sends) -- the batch T1 was not this one's went again
+  end)
+end)

@@ -234,11 +234,14 @@ function M.purge_all(c, st, urls, opts, kind_name)
     return random() * cap
   end
 
+  -- false (nothing credited) for a TaskId already in the report.
   local function succeed(b, task_id, request_id)
+    if credited[task_id] then return false end
     credited[task_id] = true
     report.tasks[#report.tasks + 1] = { task_id = task_id, request_id = request_id, urls = b.urls }
     report.ok = report.ok + #b.urls
     done_urls = done_urls + #b.urls
+    return true
   end
 
   local function give_up(b, err)
@@ -257,7 +260,12 @@ function M.purge_all(c, st, urls, opts, kind_name)
     local res, err = decode.task(raw, failure)
     if res then
       if (res.attempts or 1) >= 2 then report.duplicates = report.duplicates + #b.urls end
-      return succeed(b, res.task_id, res.request_id)
+      if succeed(b, res.task_id, res.request_id) then return end
+      -- The service answered a TaskId the report already holds: never credited twice.
+      err = errors.new { code = "ClientError.ParseJsonError", kind = "http", status = raw.status, sent = true,
+                         retryable = false, request_id = res.request_id,
+                         message = "the service answered TaskId " .. res.task_id .. ", already another batch's" }
+      return give_up(b, err)
     end
     b.last_err = err
     -- A clock the service says is off, or an account moved to CDN ("auto"):
@@ -310,9 +318,10 @@ function M.purge_all(c, st, urls, opts, kind_name)
             n_found = n_found + 1
           end
         end
-        local task_id = b.verify
+        local task_id = decode.clean(b.verify, decode.MAX_ID)
         b.verify = nil
-        if n_found == #b.urls then return succeed(b, decode.clean(task_id, decode.MAX_ID), nil) end
+        -- Another batch's lookup may have credited it meanwhile (same URLs): then it is not this one's.
+        if n_found == #b.urls and succeed(b, task_id, nil) then return end
         return not_found(b)
       end
       local key = lookup_key(b) or b.urls[1]
