@@ -406,3 +406,39 @@ describe("purge_all against a scripted service", function()
     assert.equal(3, sends) -- the batch T1 was not this one's went again
   end)
 end)
+
+describe("purge_all against a scripted service: a skewed clock", function()
+  local fake = require "support.fake_bulk"
+  local times = require "ecdn.times"
+
+  it("two lookups drawn at once on a clock 200 s slow are both drawn again (nothing purged twice)", function()
+    local SKEW = 200 -- the service's clock is ahead of the client's by this much
+    local created, sends, lookups = {}, 0, 0
+    local function both_lookups(pending)
+      local n = 0
+      for _, p in ipairs(pending) do if p.params.Keyword then n = n + 1 end end
+      return n >= 2
+    end
+    local ok, rep = fake.run({ "https://www.example.com/k/A", "https://www.example.com/k/B" },
+      { batch = 1, concurrency = 2, max_backoff = 0 },
+      function(action, params)
+        local service_now = os.time() + SKEW
+        if action == "PurgeUrlsCache" then
+          sends = sends + 1
+          created[params.Urls[1]] = service_now
+          if sends <= 2 then return nil, fake.DROPPED end -- applied; answers lost
+          return fake.answer({ TaskId = "again-" .. sends }, SKEW)
+        end
+        lookups = lookups + 1
+        local from, to = times.from_beijing(params.StartTime), times.from_beijing(params.EndTime)
+        local t = created[params.Keyword]
+        local found = {}
+        if t and t >= from and t <= to then found[1] = { TaskId = "T-" .. params.Keyword, Url = params.Keyword } end
+        return fake.logs(found, SKEW), nil, lookups <= 2 and both_lookups or nil
+      end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, sends, "a batch the service had applied was sent again")
+    assert.equal(2, rep.ok)
+    assert.equal(4, lookups) -- both drawn again on the service's time
+  end)
+end)

@@ -294,10 +294,12 @@ function M.purge_all(c, st, urls, opts, kind_name)
   end
 
   local function on_lookup(b, raw, failure)
-    local offset = st.clock_offset
     st.observe(raw)
     local resp, err = decode.outcome(raw, failure)
-    if resp and not b.verify and math.abs(st.clock_offset - offset) > LOOKUP_SLACK / 2 and not b.relooked then
+    -- (Compared with the offset the window was drawn on, not the one before
+    -- this answer: another lookup's answer may have corrected it meanwhile.)
+    if resp and not b.verify and math.abs(st.clock_offset - b.window_offset) > LOOKUP_SLACK / 2
+       and not b.relooked then
       -- The window was drawn on a clock the answer shows to be off (the
       -- first send's answer never came): look again on the service's time.
       b.relooked = true
@@ -378,6 +380,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
         -- send (measured on the monotonic clock, so no later clock
         -- correction moves it) to a minute from now.
         local service_now = wall()
+        b.window_offset = st.clock_offset
         body = request.action { PurgeType = kind.purge_type, Keyword = lookup_key(b) or b.urls[1],
                                 StartTime = times.beijing(service_now - (now() - b.first_mono) - LOOKUP_SLACK),
                                 EndTime = times.beijing(service_now + 60), Limit = 100 }
