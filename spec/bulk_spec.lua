@@ -442,3 +442,78 @@ describe("purge_all against a scripted service: a skewed clock", function()
     assert.equal(4, lookups) -- both drawn again on the service's time
   end)
 end)
+
+describe("purge_all against a scripted service: dedupe = false", function()
+  local fake = require "support.fake_bulk"
+
+  -- A tiny service: tasks applied in order; lookups by Keyword newest first, or by TaskId.
+  -- drop(n): true (applied, answer lost) or "before" (lost before the service).
+  local function service(drop, tasks)
+    local sends = 0
+    tasks = tasks or {}
+    local svc = { tasks = tasks }
+    function svc.respond(action, params)
+      if action == "PurgeUrlsCache" then
+        sends = sends + 1
+        svc.sends = sends
+        local id = "T" .. sends
+        if drop(sends) == "before" then return nil, fake.DROPPED end
+        tasks[#tasks + 1] = { id = id, urls = params.Urls }
+        if drop(sends) then return nil, fake.DROPPED end
+        return fake.answer { TaskId = id }
+      end
+      local found = {}
+      for i = #tasks, 1, -1 do
+        local t = tasks[i]
+        for _, u in ipairs(t.urls) do
+          if (params.TaskId and params.TaskId == t.id) or (not params.TaskId and u == params.Keyword) then
+            found[#found + 1] = { TaskId = t.id, Url = u }
+          end
+        end
+      end
+      return fake.logs(found)
+    end
+    return svc
+  end
+
+  it("verifies every task holding the key, not only the newest", function()
+    local a, b, x = "https://www.example.com/v/a", "https://www.example.com/v/b", "https://www.example.com/v/x"
+    -- Batches {a, b} {a, x} {b, x}: every URL stands in two. The first two are applied, their answers lost.
+    local svc = service(function(n) return n <= 2 end)
+    local ok, rep = fake.run({ a, b, a, x, b, x }, { batch = 2, dedupe = false, concurrency = 2, max_backoff = 0 },
+      svc.respond)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(3, svc.sends, "a batch the service had applied was sent again")
+    assert.equal(6, rep.ok)
+    local got = {}
+    for _, t in ipairs(rep.tasks) do got[t.task_id] = table.concat(t.urls, " ") end
+    assert.same({ T1 = a .. " " .. b, T2 = a .. " " .. x, T3 = b .. " " .. x }, got)
+  end)
+
+  it("a task holding more URLs than the batch is not the batch's", function()
+    local a, z = "https://www.example.com/w/a", "https://www.example.com/w/z"
+    -- Someone else's task {a, z} just before the job; the job's first {a} is lost before the service.
+    local svc = service(function(n) return n == 1 and "before" end, { { id = "T0", urls = { a, z } } })
+    local ok, rep = fake.run({ a, a }, { batch = 1, dedupe = false, concurrency = 1, max_backoff = 0 }, svc.respond)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, rep.ok)
+    for _, t in ipairs(rep.tasks) do assert.are_not.equal("T0", t.task_id) end
+    assert.equal(3, svc.sends)
+  end)
+
+  it("a lookup entry whose TaskId is not a string is skipped, not a raise", function()
+    local url = "https://www.example.com/j"
+    local sends = 0
+    local ok, rep = fake.run({ url }, { max_backoff = 0 }, function(action)
+      if action == "PurgeUrlsCache" then
+        sends = sends + 1
+        if sends == 1 then return nil, fake.DROPPED end
+        return fake.answer { TaskId = "T2" }
+      end
+      return fake.logs { { TaskId = 1533045796, Url = url } }
+    end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(1, rep.ok)
+    assert.equal("T2", rep.tasks[1].task_id)
+  end)
+end)

@@ -250,7 +250,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
 
   local function schedule(b, lookup)
     b.lookup = lookup
-    b.verify = nil
+    b.verify, b.candidates = nil, nil
     b.due = now() + (lookup and LOOKUP_DELAY or backoff(b.tries))
     ready[#ready + 1] = b
   end
@@ -293,6 +293,23 @@ function M.purge_all(c, st, urls, opts, kind_name)
     return give_up(b, b.last_err)
   end
 
+  -- dedupe = false: the next task that may be this batch's is asked for by
+  -- TaskId; none left (each another batch's, or not these URLs): not applied.
+  local function verify_next(b)
+    local cands = b.candidates
+    while cands and #cands > 0 do
+      local id = table.remove(cands, 1)
+      if not credited[id] then
+        b.verify = id
+        b.due = now()
+        ready[#ready + 1] = b
+        return
+      end
+    end
+    b.candidates = nil
+    return not_found(b)
+  end
+
   local function on_lookup(b, raw, failure)
     st.observe(raw)
     local resp, err = decode.outcome(raw, failure)
@@ -310,41 +327,48 @@ function M.purge_all(c, st, urls, opts, kind_name)
     if resp then
       local logs = type(resp.PurgeLogs) == "table" and resp.PurgeLogs or {}
       if b.verify then
-        -- The second look (dedupe = false, no URL of the batch stands once):
-        -- the task found holds exactly this batch's URLs?
-        local want, n_found = {}, 0
+        -- A second look (dedupe = false, no URL of the batch stands once):
+        -- the task holds exactly this batch's URLs, no more, no fewer?
+        local want, n_found, n_task = {}, 0, 0
         for _, u in ipairs(b.urls) do want[u] = (want[u] or 0) + 1 end
         for _, e in ipairs(logs) do
-          if type(e) == "table" and e.TaskId == b.verify and want[e.Url] then
-            want[e.Url] = want[e.Url] - 1
-            n_found = n_found + 1
+          if type(e) == "table" and e.TaskId == b.verify then
+            n_task = n_task + 1
+            if (want[e.Url] or 0) > 0 then
+              want[e.Url] = want[e.Url] - 1
+              n_found = n_found + 1
+            end
           end
         end
-        local task_id = decode.clean(b.verify, decode.MAX_ID)
+        local task_id = b.verify
         b.verify = nil
         -- Another batch's lookup may have credited it meanwhile (same URLs): then it is not this one's.
-        if n_found == #b.urls and succeed(b, task_id, nil) then return end
-        return not_found(b)
+        if n_found == #b.urls and n_task == #b.urls and succeed(b, task_id, nil) then return end
+        return verify_next(b)
       end
       local key = lookup_key(b) or b.urls[1]
-      local found, count = nil, 0
+      local found, count, candidates, listed = nil, 0, {}, {}
       for _, e in ipairs(logs) do
-        if type(e) == "table" and e.Url == key and not credited[e.TaskId] then
+        local id = type(e) == "table" and e.Url == key and decode.clean(e.TaskId, decode.MAX_ID)
+        if id and not credited[id] then
           count = count + 1
-          found = found or e
+          found = found or id
+          if not listed[id] then
+            listed[id] = true
+            candidates[#candidates + 1] = id
+          end
         end
       end
       if not found then return not_found(b) end
       if not lookup_key(b) then
-        -- Every URL of the batch stands in another batch too: make sure.
-        b.verify = found.TaskId
-        b.due = now()
-        ready[#ready + 1] = b
-        return
+        -- Every URL of the batch stands in another batch too: each task
+        -- holding the key may be another batch's, so look at each in turn.
+        b.candidates = candidates
+        return verify_next(b)
       end
       -- Applied after all: done, under the task the service made.
       if count >= 2 then report.duplicates = report.duplicates + #b.urls end
-      return succeed(b, decode.clean(found.TaskId, decode.MAX_ID), nil)
+      return succeed(b, found, nil)
     end
     b.corrections = b.corrections or {}
     if st.correct(c, err, raw, b.corrections) then -- ("auto": the lookup goes to CDN too)
