@@ -517,3 +517,43 @@ describe("purge_all against a scripted service: dedupe = false", function()
     assert.equal("T2", rep.tasks[1].task_id)
   end)
 end)
+
+describe("purge_all against a scripted service: lookups that cannot settle", function()
+  local fake = require "support.fake_bulk"
+
+  it("a lookup refused for good is not asked again; the batch is reported unknown, with the refusal", function()
+    local url = "https://www.example.com/k"
+    local lookups = 0
+    local ok, rep = fake.run({ url }, { max_backoff = 0 }, function(action)
+      if action == "PurgeUrlsCache" then return nil, fake.DROPPED end
+      lookups = lookups + 1
+      return fake.api_error("UnauthorizedOperation.EcdnCamUnauthorized", "no DescribePurgeTasks permission")
+    end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(1, lookups)
+    assert.equal(0, rep.ok)
+    assert.equal(1, rep.failed)
+    local err = rep.errors[1].err
+    assert.equal("ClientError.NetworkError", err.code) -- what happened to the send
+    assert.is_true(err.sent)
+    assert.is_true(err.unknown)
+    assert.is_false(err.retryable)                      -- sending again may purge twice
+    assert.equal("UnauthorizedOperation.EcdnCamUnauthorized", err.lookup_error.code)
+  end)
+
+  it("lookups that keep failing end as unknown too, after their own budget", function()
+    local url = "https://www.example.com/k2"
+    local lookups = 0
+    local ok, rep = fake.run({ url }, { max_backoff = 0, retries = 2 }, function(action)
+      if action == "PurgeUrlsCache" then return nil, fake.DROPPED end
+      lookups = lookups + 1
+      return fake.api_error("InternalError.EcdnSystemError")
+    end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(3, lookups) -- 1 + retries
+    local err = rep.errors[1].err
+    assert.is_true(err.unknown)
+    assert.is_false(err.retryable)
+    assert.equal("InternalError.EcdnSystemError", err.lookup_error.code)
+  end)
+end)

@@ -109,6 +109,18 @@ local function unsent(err)
   return errors.new(copy)
 end
 
+-- The error of a batch given up while its outcome is unknown (sent, no
+-- readable answer, no lookup settled it): its last error, marked so. Not
+-- retryable: sending it again may purge it twice. lookup_error: why the
+-- lookup could not settle it, if it was asked.
+local function unknown_outcome(err, lookup_err)
+  local copy = {}
+  for k, v in pairs(err) do copy[k] = v end
+  copy.sent, copy.retryable, copy.unknown, copy.lookup_error = true, false, true, lookup_err
+  copy.message = "outcome unknown: " .. (err.message or "")
+  return errors.new(copy)
+end
+
 local function client_error(code, message, sent)
   return errors.new { code = code, message = message, kind = "client", retryable = false, sent = sent or false }
 end
@@ -379,13 +391,15 @@ function M.purge_all(c, st, urls, opts, kind_name)
     if rate_limited(err) then limiter:penalize(1) end
     -- The lookup itself failed: the outcome is still unknown. Ask again
     -- later (a budget of its own, as large as the sends'); never send blind.
+    -- Refused for good (CAM, credentials): asking again is refused again.
+    if refused_credentials(err) then stop_err = stop_err or err end
     b.failed_lookups = (b.failed_lookups or 0) + 1
-    if b.failed_lookups <= max_retries then
+    if err.retryable and b.failed_lookups <= max_retries then
       b.due = now() + backoff(b.failed_lookups)
       ready[#ready + 1] = b
       return
     end
-    give_up(b, b.last_err)
+    give_up(b, unknown_outcome(b.last_err, err))
   end
 
   local function finish(entry, raw, failure)
@@ -420,7 +434,8 @@ function M.purge_all(c, st, urls, opts, kind_name)
     local fresh, cred_err = st.refresh(c) -- rotate credentials that are about to expire
     if not fresh then
       stop_err = stop_err or cred_err
-      return give_up(b, b.lookup and b.last_err or cred_err) -- a looked-up batch may have been applied
+      -- (a looked-up batch may have been applied)
+      return give_up(b, b.lookup and unknown_outcome(b.last_err, cred_err) or cred_err)
     end
     local id, failure = c:_start(action, body, st.timestamp(), resend)
     if not id then -- refused before anything went out
