@@ -557,3 +557,72 @@ describe("purge_all against a scripted service: lookups that cannot settle", fun
     assert.equal("InternalError.EcdnSystemError", err.lookup_error.code)
   end)
 end)
+
+describe("purge_all against a scripted service: a stop while a batch is uncertain", function()
+  local fake = require "support.fake_bulk"
+  local list = { "https://www.example.com/dl/A", "https://www.example.com/dl/B", "https://www.example.com/dl/C" }
+
+  -- A lost (applied or not), B purged, C refused for the daily limit.
+  local function day(applied)
+    local sends = 0
+    local svc = {}
+    function svc.respond(action, params)
+      if action == "PurgeUrlsCache" then
+        sends = sends + 1
+        svc.sends = sends
+        local u = params.Urls[1]
+        if u == list[1] then return nil, fake.DROPPED end
+        if u == list[3] then return fake.api_error("LimitExceeded.EcdnPurgeUrlExceedDayLimit") end
+        return fake.answer { TaskId = "T-B" }
+      end
+      return fake.logs(applied and params.Keyword == list[1] and { { TaskId = "T-A", Url = list[1] } } or {})
+    end
+    return svc
+  end
+
+  it("the daily limit: the uncertain batch is still looked up, and found applied", function()
+    local svc = day(true)
+    local ok, rep = fake.run(list, { batch = 1, concurrency = 1, max_backoff = 0 }, svc.respond)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, rep.ok)
+    assert.equal(1, rep.failed)
+    assert.equal(3, svc.sends)
+    assert.equal("LimitExceeded.EcdnPurgeUrlExceedDayLimit", rep.errors[1].err.code)
+    local a
+    for _, t in ipairs(rep.tasks) do if t.urls[1] == list[1] then a = t.task_id end end
+    assert.equal("T-A", a)
+  end)
+
+  it("the daily limit: an uncertain batch found not applied is not sent again", function()
+    local svc = day(false)
+    local ok, rep = fake.run(list, { batch = 1, concurrency = 1, max_backoff = 0 }, svc.respond)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(1, rep.ok)
+    assert.equal(2, rep.failed)
+    assert.equal(3, svc.sends)
+    for _, e in ipairs(rep.errors) do
+      if e.urls[1] == list[1] then
+        assert.equal("ClientError.NetworkError", e.err.code) -- its own error: sent, found not applied
+        assert.is_nil(e.err.unknown)
+      end
+    end
+  end)
+
+  it("the deadline: the uncertain batch is still looked up; its lookup is never skipped", function()
+    local sends = 0
+    local ok, rep = fake.run({ list[1], list[2] }, { batch = 1, concurrency = 1, max_backoff = 0, deadline = 0.2 },
+      function(action, params)
+        if action == "PurgeUrlsCache" then
+          sends = sends + 1
+          return nil, fake.DROPPED
+        end
+        return fake.logs(params.Keyword == list[1] and { { TaskId = "T-A", Url = list[1] } } or {})
+      end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, sends) -- both went out before the deadline; neither again after it
+    assert.equal(1, rep.ok)
+    assert.equal("T-A", rep.tasks[1].task_id)
+    assert.equal(1, rep.failed)
+    assert.equal("ClientError.NetworkError", rep.errors[1].err.code) -- B: found not applied
+  end)
+end)

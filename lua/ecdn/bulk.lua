@@ -301,7 +301,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
 
   -- Not applied after all: it may go again.
   local function not_found(b)
-    if b.tries <= max_retries then return schedule(b, false) end
+    if not stop_err and b.tries <= max_retries then return schedule(b, false) end
     return give_up(b, b.last_err)
   end
 
@@ -447,16 +447,17 @@ function M.purge_all(c, st, urls, opts, kind_name)
   end
 
   -- The next batch that may start now: due retries and lookups first, then new URLs.
+  -- (After a stop, only lookups.)
   local function next_ready(t)
     local best, bi
     for i, b in ipairs(ready) do
-      if b.due <= t and (not best or b.due < best.due) then best, bi = b, i end
+      if b.due <= t and (not best or b.due < best.due) and (b.lookup or not stop_err) then best, bi = b, i end
     end
     if best then
       table.remove(ready, bi)
       return best
     end
-    if next_url <= n then
+    if next_url <= n and not stop_err then
       local last = math.min(n, next_url + batch_size - 1)
       local list = {}
       for i = next_url, last do list[#list + 1] = valid[i] end
@@ -478,11 +479,20 @@ function M.purge_all(c, st, urls, opts, kind_name)
       stop(client_error("ClientError.Interrupted", "interrupted before this batch was sent"))
     end
     if stop_err then
-      -- Nothing new goes out; what waits to be sent again ends with its last error.
+      -- Nothing new goes out; what waits to be sent again ends with its last
+      -- error. A batch that may have been applied is still looked up (never
+      -- sent again), unless the job was interrupted: then it ends unknown.
+      local interrupted, lookups = stop_err.code == "ClientError.Interrupted", {}
       for _, b in ipairs(ready) do
-        give_up(b, b.last_err or (stop_err.sent and unsent(stop_err) or stop_err))
+        if b.lookup and not interrupted then
+          lookups[#lookups + 1] = b
+        elseif b.lookup then
+          give_up(b, unknown_outcome(b.last_err, nil))
+        else
+          give_up(b, b.last_err or (stop_err.sent and unsent(stop_err) or stop_err))
+        end
       end
-      ready = {}
+      ready = lookups
       if next_url <= n then
         local list = {}
         for i = next_url, n do list[#list + 1] = valid[i] end
@@ -491,7 +501,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
       end
     end
     local limited_until
-    while not stop_err and active < concurrency do
+    while active < concurrency do
       local b = next_ready(t)
       if not b then break end
       local wait = limiter:take()
@@ -509,9 +519,9 @@ function M.purge_all(c, st, urls, opts, kind_name)
     -- Wake for the next thing that can start: a due batch once a slot and the
     -- limiter allow it; otherwise for an answer (or the progress tick).
     local wake = math.huge
-    if active < concurrency and not stop_err then
+    if active < concurrency then
       for _, b in ipairs(ready) do wake = math.min(wake, b.due) end
-      if next_url <= n then wake = math.min(wake, t) end
+      if next_url <= n and not stop_err then wake = math.min(wake, t) end
       if limited_until then wake = math.max(wake, limited_until) end
     end
     if deadline and not stop_err then wake = math.min(wake, deadline) end
