@@ -407,6 +407,21 @@ describe("purge_all against a scripted service", function()
   end)
 end)
 
+describe("purge_all against a scripted service: input", function()
+  local fake = require "support.fake_bulk"
+
+  it("a nil hole in the list counts as one failed item, at its index", function()
+    local list = { "https://www.example.com/h/1", nil, "https://www.example.com/h/3" }
+    local ok, rep = fake.run(list, nil, function(_, _, n) return fake.answer { TaskId = "T" .. n } end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, rep.ok)
+    assert.equal(1, rep.failed)
+    assert.equal(1, #rep.errors)
+    assert.equal(2, rep.errors[1].err.index)
+    assert.equal("not_string", rep.errors[1].err.problem)
+  end)
+end)
+
 describe("purge_all against a scripted service: a skewed clock", function()
   local fake = require "support.fake_bulk"
   local times = require "ecdn.times"

@@ -147,9 +147,10 @@ function M.purge_all(c, st, urls, opts, kind_name)
 
   local report = { ok = 0, failed = 0, duplicates = 0, deduped = 0, requests = 0, retries = 0, seconds = 0,
                    tasks = {}, errors = {} }
-  local function fail_urls(err, list)
+  -- count: input items (a nil hole in the input fails as one, though its list is empty).
+  local function fail_urls(err, list, count)
     report.errors[#report.errors + 1] = { err = err, urls = list }
-    report.failed = report.failed + #list
+    report.failed = report.failed + (count or #list)
   end
 
   -- 1. Local checks and dedupe: what is left goes out in batches.
@@ -159,7 +160,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
     local u = urls[i]
     if type(u) ~= "string" then
       fail_urls(decode.local_error({ problem = "not_string", reason = "is not a string", index = i }, st.service,
-        kind.what), { u })
+        kind.what), { u }, 1)
     elseif dedupe and seen[u] then
       report.deduped = report.deduped + 1
     else
