@@ -641,3 +641,60 @@ describe("purge_all against a scripted service: a stop while a batch is uncertai
     assert.equal("ClientError.NetworkError", rep.errors[1].err.code) -- B: found not applied
   end)
 end)
+
+describe("purge_all lookups never take an older task", function()
+  local fake = require "support.fake_bulk"
+  local url = "https://www.example.com/old/app.js"
+
+  it("a task made seconds before the first send (on the service's clock) is not the batch's", function()
+    local SKEW = 200 -- the service's clock is ahead; every answer's Date says so
+    local sends = 0
+    local ok, rep = fake.run({ url }, { max_backoff = 0 }, function(action)
+      local service_now = os.time() + SKEW
+      if action == "PurgeUrlsCache" then
+        sends = sends + 1
+        if sends == 1 then return nil, fake.DROPPED end -- lost before the service
+        return fake.answer({ TaskId = "T-new" }, SKEW)
+      end
+      -- Someone else's purge of the URL 3 s before the job (inside the lookup's 5 s slack).
+      return fake.logs({ { TaskId = "T-old", Url = url, CreateTime = service_now - 3 } }, SKEW)
+    end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, sends)
+    assert.equal("T-new", rep.tasks[1].task_id)
+  end)
+
+  it("the batch's own task, made in the second of the send, is taken (clock 200 s slow)", function()
+    local SKEW = 200
+    local sends, created = 0, nil
+    local ok, rep = fake.run({ url }, { max_backoff = 0 }, function(action)
+      local service_now = os.time() + SKEW
+      if action == "PurgeUrlsCache" then
+        sends = sends + 1
+        created = created or service_now
+        if sends == 1 then return nil, fake.DROPPED end -- applied; the answer lost
+        return fake.answer({ TaskId = "T-again" }, SKEW)
+      end
+      return fake.logs({ { TaskId = "T-own", Url = url, CreateTime = created } }, SKEW)
+    end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(1, sends, "an applied batch was sent again")
+    assert.equal("T-own", rep.tasks[1].task_id)
+  end)
+
+  it("a purge the client made just before the job (same second) is not the job's", function()
+    -- seed 7, drop-rate 0.5: request 1 (client:purge) answers, request 2 (purge_all's send) is lost
+    -- before the service, request 3 (the lookup) answers.
+    local s = sim.start { args = { "--rate", "0", "--seed", "7", "--drop-rate", "0.5" }, log = true }
+    finally(function() s:stop() end)
+    local c = client(s, { rate = 0, timeout = 5 })
+    local old = assert(c:purge { url }).task_id
+    local rep = assert(c:purge_all({ url }, { max_backoff = 0.02 }))
+    local applied = {}
+    for _, e in ipairs(s:log_entries()) do applied[#applied + 1] = e.task_id end
+    assert.equal(2, #applied)
+    assert.equal(1, rep.ok)
+    assert.equal(applied[2], rep.tasks[1].task_id)
+    assert.are_not.equal(old, rep.tasks[1].task_id)
+  end)
+end)

@@ -25,6 +25,13 @@ local OPTION_TYPES = { flush_type = "string", batch = "number", rate = "number",
 local PROGRESS_EVERY = 0.1
 local BACKOFF_BASE = 0.25
 local LOOKUP_SLACK = 5 -- seconds before the first send a lookup's window opens
+-- A task whose CreateTime is this much or more before the first send (on the
+-- service's clock, from the lookup answer's Date) is older than the batch:
+-- Date, CreateTime and the local clock are whole seconds, so the send's
+-- moment, so measured, is less than 1 s late and a task it made is less
+-- than 1 s earlier still.
+local CREATE_GRAIN = 2
+local ISSUED_KEEP = 1024 -- TaskIds a client remembers it was given
 local LOOKUP_DELAY = 0.5 -- seconds before an uncertain batch is first looked up (the service indexes it)
 
 -- What differs between purging URLs and purging directories.
@@ -119,6 +126,23 @@ local function unknown_outcome(err, lookup_err)
   copy.sent, copy.retryable, copy.unknown, copy.lookup_error = true, false, true, lookup_err
   copy.message = "outcome unknown: " .. (err.message or "")
   return errors.new(copy)
+end
+
+--- remember(st, task_id): the client was given (or credited) this TaskId; a
+-- later lookup never takes it for a batch whose answer was lost. The last
+-- ISSUED_KEEP are kept.
+function M.remember(st, task_id)
+  local issued = st.issued
+  if not issued then
+    issued = { set = {}, ring = {}, n = 0 }
+    st.issued = issued
+  end
+  if issued.set[task_id] then return end
+  local slot = issued.n % ISSUED_KEEP + 1
+  issued.n = issued.n + 1
+  local old = issued.ring[slot]
+  if old then issued.set[old] = nil end
+  issued.ring[slot], issued.set[task_id] = task_id, true
 end
 
 local function client_error(code, message, sent)
@@ -251,6 +275,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
   local function succeed(b, task_id, request_id)
     if credited[task_id] then return false end
     credited[task_id] = true
+    M.remember(st, task_id)
     report.tasks[#report.tasks + 1] = { task_id = task_id, request_id = request_id, urls = b.urls }
     report.ok = report.ok + #b.urls
     done_urls = done_urls + #b.urls
@@ -324,7 +349,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
   end
 
   local function on_lookup(b, raw, failure)
-    st.observe(raw)
+    local clock_known = st.observe(raw) -- true: this answer's Date gave the service's clock
     local resp, err = decode.outcome(raw, failure)
     -- (Compared with the offset the window was drawn on, not the one before
     -- this answer: another lookup's answer may have corrected it meanwhile.)
@@ -361,9 +386,14 @@ function M.purge_all(c, st, urls, opts, kind_name)
       end
       local key = lookup_key(b) or b.urls[1]
       local found, count, candidates, listed = nil, 0, {}, {}
+      -- Not the batch's: a task made before its first send (judged only on
+      -- the service's own clock), or one the client was given earlier.
+      local sent_at = clock_known and wall() - (now() - b.first_mono)
+      local issued = st.issued and st.issued.set or {}
       for _, e in ipairs(logs) do
         local id = type(e) == "table" and e.Url == key and decode.clean(e.TaskId, decode.MAX_ID)
-        if id and not credited[id] then
+        local created = id and sent_at and times.from_beijing(e.CreateTime)
+        if id and not credited[id] and not issued[id] and not (created and created <= sent_at - CREATE_GRAIN) then
           count = count + 1
           found = found or id
           if not listed[id] then

@@ -148,7 +148,8 @@ function M.new(opts)
   st.timestamp = function() return timestamp(st) end
   st.correct = function(self, e, raw, done) return correction(self, st, e, raw, done) end
   -- The service's clock from any answer (purge_all's lookup windows).
-  st.observe = function(raw) if raw then learn_offset(st, raw) end end
+  -- (true when this answer's Date gave it)
+  st.observe = function(raw) return raw ~= nil and learn_offset(st, raw) end
   -- Credentials that are about to expire are replaced before the request.
   -- (It takes the client as an argument: st must not refer to it, or the
   -- weak-keyed state would keep every client alive on LuaJIT.)
@@ -273,6 +274,7 @@ function methods:purge(urls, opts)
   if type(urls) ~= "table" then fail(":purge", "urls must be a table (got " .. type(urls) .. ")", 2) end
   if opts ~= nil and type(opts) ~= "table" then fail(":purge", "opts must be a table", 2) end
   local res, err = run(self, st, send_purge, decode.task, "URL", urls, opts and cdn_extras(st, ":purge", opts))
+  if res then bulk.remember(st, res.task_id) end -- (never a later purge_all lookup's find)
   return res, err
 end
 
@@ -292,6 +294,7 @@ function methods:purge_paths(paths, opts)
     local raw, failure, result = raw_purge_paths(self, paths, flush_type, ts, extras and extras())
     return raw, failure, result
   end, decode.task, "path")
+  if res then bulk.remember(st, res.task_id) end
   return res, err
 end
 
