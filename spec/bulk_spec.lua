@@ -411,10 +411,12 @@ describe("purge_all against a scripted service: input", function()
   local fake = require "support.fake_bulk"
 
   it("a nil hole in the list counts as one failed item, at its index", function()
-    local list = { "https://www.example.com/h/1", nil, "https://www.example.com/h/3" }
+    -- (Four items: # of this shape is 4 on every Lua; of { x, nil, y } LuaJIT says 1.)
+    local list = { "https://www.example.com/h/1", nil, "https://www.example.com/h/3", "https://www.example.com/h/4" }
+    assert.equal(4, #list)
     local ok, rep = fake.run(list, nil, function(_, _, n) return fake.answer { TaskId = "T" .. n } end)
     assert.is_true(ok, tostring(rep))
-    assert.equal(2, rep.ok)
+    assert.equal(3, rep.ok)
     assert.equal(1, rep.failed)
     assert.equal(1, #rep.errors)
     assert.equal(2, rep.errors[1].err.index)
