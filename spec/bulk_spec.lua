@@ -333,6 +333,35 @@ describe("purge_all", function()
     end
   end)
 
+  it("one URL the service refuses (its domain) fails alone; the rest of its batch is purged", function()
+    local s = sim.start { args = { "--rate", "0", "--domains", "www.example.com" }, log = true }
+    finally(function() s:stop() end)
+    local list = urls(1000, "poison")
+    list[500] = "https://typo.example.org/poison/500"
+    local rep = assert(client(s, { rate = 0 }):purge_all(list))
+    assert.equal(999, rep.ok)
+    assert.equal(1, rep.failed)
+    assert.same({ list[500] }, rep.errors[1].urls)
+    assert.equal("ResourceNotFound.EcdnDomainNotExists", rep.errors[1].err.code)
+    assert.is_true(rep.errors[1].err.sent)
+    assert.is_false(rep.errors[1].err.retryable)
+    accounted(rep)
+    local count = s:url_counts()
+    for i, u in ipairs(list) do if i ~= 500 then assert.equal(1, count[u], u) end end
+  end)
+
+  it("an account with a smaller per-request limit: the refused batch goes in halves, later ones no larger", function()
+    local s = sim.start { args = { "--rate", "0", "--batch", "500" }, log = true }
+    finally(function() s:stop() end)
+    local list = urls(1200, "halves")
+    local rep = assert(client(s, { rate = 0 }):purge_all(list, { concurrency = 1 }))
+    assert.equal(1200, rep.ok)
+    assert.same({}, rep.errors)
+    assert.equal(4, rep.requests) -- 1000 refused, 500 + 500, then 200
+    for _, t in ipairs(rep.tasks) do assert.is_true(#t.urls <= 500) end
+    accounted(rep)
+  end)
+
   it("100,000 URLs stay under 64 MiB peak RSS for the whole process", function()
     -- Under AddressSanitizer (make asan) memory is ASan's (shadow, quarantine), not the program's.
     if os.getenv("ASAN_OPTIONS") then

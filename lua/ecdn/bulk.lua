@@ -101,6 +101,19 @@ local function rate_limited(err)
   return err.kind == "api" and err.code:find("^RequestLimitExceeded") ~= nil
 end
 
+-- Refused for the request's size, or for one of its items (its domain, its
+-- length): a refused request was not applied, so its halves may go alone.
+local ITEM_REFUSALS = { "ExceedBatchLimit$", "UrlExceedLength$", "DomainNotExists$", "HostNotExists$",
+                        "WildcardNotAllowed$", "DomainUnauthorized$", "DomainInvalidStatus$", "HostInvalidStatus$",
+                        "HostIsNotOnline$" }
+local function splittable(err)
+  if err.kind ~= "api" then return false end
+  for _, pat in ipairs(ITEM_REFUSALS) do
+    if err.code:find(pat) then return true end
+  end
+  return false
+end
+
 -- Every later request would be refused the same way.
 local function refused_credentials(err)
   return err.kind == "api" and err.code:find("^AuthFailure") ~= nil
@@ -318,6 +331,20 @@ function M.purge_all(c, st, urls, opts, kind_name)
     if day_limit(err) or refused_credentials(err) then
       stop_err = stop_err or err
       return give_up(b, err)
+    end
+    if #b.urls > 1 and splittable(err) then
+      -- Each half goes alone: what the service refuses is narrowed down to
+      -- its URLs, the rest is purged. Too many a request: later batches are
+      -- no larger than a half either.
+      local half = math.floor(#b.urls / 2)
+      if err.code:find("ExceedBatchLimit$") then batch_size = math.min(batch_size, half) end
+      local first, second = {}, {}
+      for i, u in ipairs(b.urls) do
+        if i <= half then first[#first + 1] = u else second[#second + 1] = u end
+      end
+      ready[#ready + 1] = { urls = first, tries = 0, due = now() }
+      ready[#ready + 1] = { urls = second, tries = 0, due = now() }
+      return
     end
     if rate_limited(err) then limiter:penalize(1) end
     if uncertain(err) then return schedule(b, true) end -- look before sending again
