@@ -436,6 +436,24 @@ describe("purge_all against a scripted service", function()
   end)
 end)
 
+describe("purge_all against a scripted service: a TaskId answered twice", function()
+  local fake = require "support.fake_bulk"
+
+  it("is credited once; the second batch is reported with its outcome unknown", function()
+    local ok, rep = fake.run({ "https://www.example.com/t/1", "https://www.example.com/t/2" },
+      { batch = 1, concurrency = 1 }, function() return fake.answer { TaskId = "T1" } end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(1, rep.ok)
+    assert.equal(1, #rep.tasks)
+    assert.equal(1, rep.failed)
+    local err = rep.errors[1].err
+    assert.is_true(err.unknown)
+    assert.is_true(err.sent)
+    assert.is_false(err.retryable)
+    assert.truthy(err.message:find("T1", 1, true))
+  end)
+end)
+
 describe("purge_all against a scripted service: input", function()
   local fake = require "support.fake_bulk"
 

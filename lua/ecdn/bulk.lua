@@ -312,11 +312,11 @@ function M.purge_all(c, st, urls, opts, kind_name)
     if res then
       if (res.attempts or 1) >= 2 then report.duplicates = report.duplicates + #b.urls end
       if succeed(b, res.task_id, res.request_id) then return end
-      -- The service answered a TaskId the report already holds: never credited twice.
-      err = errors.new { code = "ClientError.ParseJsonError", kind = "http", status = raw.status, sent = true,
-                         retryable = false, request_id = res.request_id,
-                         message = "the service answered TaskId " .. res.task_id .. ", already another batch's" }
-      return give_up(b, err)
+      -- The service answered a TaskId the report already holds (credited to
+      -- another batch by a lookup): never credited twice, nor called failed.
+      return give_up(b, unknown_outcome(errors.new { code = "ClientError.ParseJsonError", kind = "http",
+        status = raw.status, request_id = res.request_id,
+        message = "the service answered TaskId " .. res.task_id .. ", already credited to another batch" }))
     end
     b.last_err = err
     -- A clock the service says is off, or an account moved to CDN ("auto"):
