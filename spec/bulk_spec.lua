@@ -667,7 +667,9 @@ describe("purge_all against a scripted service: a stop while a batch is uncertai
     for _, e in ipairs(rep.errors) do
       if e.urls[1] == list[1] then
         assert.equal("ClientError.NetworkError", e.err.code) -- its own error: sent, found not applied
-        assert.is_nil(e.err.unknown)
+        assert.is_false(e.err.unknown) -- settled by the lookup: not an unknown outcome
+        assert.is_false(require("ecdn.errors").outcome_unknown(e.err))
+        assert.matches("^not applied %(no task holds it%): ", e.err.message)
       end
     end
   end)
@@ -688,6 +690,7 @@ describe("purge_all against a scripted service: a stop while a batch is uncertai
     assert.equal("T-A", rep.tasks[1].task_id)
     assert.equal(1, rep.failed)
     assert.equal("ClientError.NetworkError", rep.errors[1].err.code) -- B: found not applied
+    assert.is_false(rep.errors[1].err.unknown)
   end)
 end)
 

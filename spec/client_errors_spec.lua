@@ -40,6 +40,21 @@ describe("ecdn.errors", function()
     assert.is_false(errors.retryable_status(301))
   end)
 
+  it("outcome_unknown: sent with no readable answer, or a failure inside the service", function()
+    local unknown = errors.outcome_unknown
+    assert.is_true(unknown { code = "ClientError.NetworkError", kind = "network", sent = true })
+    assert.is_false(unknown { code = "ClientError.NetworkError", kind = "network", sent = false })
+    assert.is_true(unknown { code = "ClientError.ParseJsonError", kind = "http", status = 200, sent = true })
+    assert.is_true(unknown { code = "ClientError.HttpStatus", kind = "http", status = 502, sent = true })
+    assert.is_false(unknown { code = "ClientError.HttpStatus", kind = "http", status = 404, sent = true })
+    assert.is_true(unknown { code = "InternalError", kind = "api", sent = true })
+    assert.is_false(unknown { code = "RequestLimitExceeded", kind = "api", sent = true }) -- answered: refused
+    assert.is_false(unknown { code = "ClientError.InvalidParameter", kind = "client", sent = false })
+    -- purge_all's own word wins: given up unsettled, or settled by its lookup
+    assert.is_true(unknown { code = "LimitExceeded.X", kind = "api", sent = true, unknown = true })
+    assert.is_false(unknown { code = "ClientError.NetworkError", kind = "network", sent = true, unknown = false })
+  end)
+
   it("prints one line: code, message, request id", function()
     local e = errors.new { code = "LimitExceeded.EcdnPurgeUrlExceedDayLimit", message = "quota\nused up\r",
                            request_id = "4d5a83f8-a61f", kind = "api", status = 200 }

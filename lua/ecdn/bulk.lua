@@ -86,13 +86,6 @@ local function check_opts(opts, kind, max_batch)
   return opts
 end
 
-local function uncertain(err)
-  if err.kind == "network" then return err.sent == true end
-  if err.code == "ClientError.ResponseTooLarge" then return true end
-  if err.kind == "http" then return err.code == "ClientError.ParseJsonError" or (err.status or 0) >= 500 end
-  return err.code:find("^InternalError") ~= nil
-end
-
 local function day_limit(err)
   return err.kind == "api" and err.code:find("ExceedDayLimit$") ~= nil
 end
@@ -138,6 +131,17 @@ local function unknown_outcome(err, lookup_err)
   for k, v in pairs(err) do copy[k] = v end
   copy.sent, copy.retryable, copy.unknown, copy.lookup_error = true, false, true, lookup_err
   copy.message = "outcome unknown: " .. (err.message or "")
+  return errors.new(copy)
+end
+
+-- The error of a batch its lookup found not applied (sent, no answer, and
+-- no task holds it), given up with that error: unknown = false says the
+-- outcome is known after all (ecdn.errors.outcome_unknown).
+local function not_applied(err)
+  local copy = {}
+  for k, v in pairs(err) do copy[k] = v end
+  copy.unknown = false
+  copy.message = "not applied (no task holds it): " .. (err.message or "")
   return errors.new(copy)
 end
 
@@ -347,13 +351,14 @@ function M.purge_all(c, st, urls, opts, kind_name)
       return
     end
     if rate_limited(err) then limiter:penalize(1) end
-    if uncertain(err) then return schedule(b, true) end -- look before sending again
+    if errors.outcome_unknown(err) then return schedule(b, true) end -- look before sending again
     if err.retryable and b.tries <= max_retries then return schedule(b, false) end
     give_up(b, err)
   end
 
   -- Not applied after all: it may go again.
   local function not_found(b)
+    b.last_err = not_applied(b.last_err)
     if not stop_err and b.tries <= max_retries then return schedule(b, false) end
     return give_up(b, b.last_err)
   end

@@ -169,8 +169,11 @@ end
 --- outcome_unknown(err) -> true when the request may have been applied
 -- though it failed: it went out and no answer came back (network), the
 -- answer was cut or unreadable, or the service failed inside (5xx,
--- InternalError*). Such a request must be resolved before it is sent again.
+-- InternalError*), or purge_all gave its batch up unsettled (unknown =
+-- true; unknown = false: its lookup settled it as not applied). Such a
+-- request must be resolved before it is sent again.
 function M.outcome_unknown(err)
+  if err.unknown ~= nil then return err.unknown == true end
   if err.kind == "network" then return err.sent == true end
   if err.code == "ClientError.ResponseTooLarge" then return true end
   if err.kind == "http" then return err.code == "ClientError.ParseJsonError" or (err.status or 0) >= 500 end
