@@ -12,7 +12,9 @@
 -- Pluggable stores: `limiter.memory()` (this process) here, a lua_shared_dict
 -- store for all nginx workers (resty.ecdn), and later a Redis one for many
 -- machines. A store implements, atomically:
---   store:take(now, rate, window) -> 0 (granted and recorded) | seconds to wait
+--   store:take(now, rate, window, clock) -> 0 (granted and recorded) | seconds to wait
+--                                 (clock: the limiter's, for a store that may
+--                                 wait, for a lock say, to read the time again)
 --   store:block(until_time)       -> no grant before until_time
 -- Times are seconds (floats) from the limiter's clock.
 local services = require "ecdn.services"
@@ -73,7 +75,7 @@ end
 --- lim:take() -> 0 when a request may go now (the grant is recorded), else
 -- the seconds to wait before asking again (nothing recorded).
 function Limiter:take()
-  return self.store:take(self.clock(), self.rate, self.window)
+  return self.store:take(self.clock(), self.rate, self.window, self.clock)
 end
 
 --- lim:penalize(seconds): the service refused for rate (other clients share

@@ -2,9 +2,8 @@
 -- (the exact sliding window: at most `rate` grants in ANY `window` seconds)
 -- with two stores here:
 --
---   limit.shdict(dict, key [, clock])  a lua_shared_dict: every worker of
---                            this nginx that uses the same dict and key
---                            shares one window
+--   limit.shdict(dict, key)  a lua_shared_dict: every worker of this nginx
+--                            that uses the same dict and key shares one window
 --   limit.worker(key)        this worker only (no limit_dict given)
 --
 -- and a third to add later, for many machines sharing one account: a Redis
@@ -19,7 +18,7 @@
 -- limit.new below takes any store object, so it plugs in without changes.
 --
 -- A store implements, atomically (see ecdn.limiter):
---   store:take(now, rate, window) -> 0 (granted and recorded) | seconds to wait
+--   store:take(now, rate, window, clock) -> 0 (granted and recorded) | seconds to wait
 --   store:block(until_time)       -> no grant before until_time
 local limiter = require "ecdn.limiter"
 
@@ -65,12 +64,12 @@ end
 -- `key .. ":" .. i` (i = 1..rate) with the ring's head at `key .. ":h"`; a
 -- block (the service said RequestLimitExceeded) at `key .. ":b"`. Entries
 -- expire a little after they stop mattering, so an idle key costs nothing.
--- `clock`: the caller's clock, read again when the lock made take() wait.
-function M.shdict(dict, key, clock)
+-- take()'s `clock` (the limiter's) is read again when the lock made it wait.
+function M.shdict(dict, key)
   local lock_key, head_key, block_key = key .. ":lock", key .. ":h", key .. ":b"
   local store = {}
 
-  function store.take(_, now, rate, window)
+  function store.take(_, now, rate, window, clock)
     local mine, waited = lock(dict, lock_key)
     if not mine then
       -- no room in the dict for even the lock: say so, wait a window
@@ -147,7 +146,7 @@ end
 function M.new(opts)
   local rate, window = opts.rate, opts.window
   local key = opts.key .. "|" .. rate .. "/" .. window
-  local store = opts.store or (opts.dict and M.shdict(opts.dict, key, clock)) or M.worker(key)
+  local store = opts.store or (opts.dict and M.shdict(opts.dict, key)) or M.worker(key)
   return limiter.new { rate = rate, window = window, store = store, clock = clock }
 end
 
