@@ -469,6 +469,94 @@ describe("purge_all against a scripted service: input", function()
     assert.equal(2, rep.errors[1].err.index)
     assert.equal("not_string", rep.errors[1].err.problem)
   end)
+
+  it("a hole at the list's border is counted too: every item after it is in the report", function()
+    local list = {}
+    list[1], list[3] = "https://www.example.com/b/1", "https://www.example.com/b/3" -- (# may say 1)
+    local ok, rep = fake.run(list, nil, function(_, _, n) return fake.answer { TaskId = "T" .. n } end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, rep.ok)
+    assert.equal(1, rep.failed)
+    assert.equal(2, rep.errors[1].err.index)
+    -- table.pack's n: trailing nils are items too
+    ok, rep = fake.run({ n = 3, "https://www.example.com/b/1" }, nil,
+                       function() return fake.answer { TaskId = "T" } end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(1, rep.ok)
+    assert.equal(2, rep.failed)
+  end)
+
+  it("keys too sparse to be a list raise, naming the argument; nothing is sent", function()
+    local sends = 0
+    local ok, err = fake.run({ [1] = "https://www.example.com/s/1", [1e9] = "https://www.example.com/s/2" }, nil,
+      function() sends = sends + 1 return fake.answer { TaskId = "T" } end)
+    assert.is_false(ok)
+    assert.matches("urls must be a list %(its keys are too sparse%)", tostring(err))
+    assert.equal(0, sends)
+  end)
+end)
+
+describe("purge_all against a scripted service: refusals", function()
+  local fake = require "support.fake_bulk"
+
+  it("a batch refused for a domain is split by host, and the refused host's URLs fail in one request", function()
+    local list = {}
+    for i = 1, 600 do list[#list + 1] = "https://bad.example.org/d/" .. i end
+    for i = 1, 400 do list[#list + 1] = "https://www.example.com/d/" .. i end
+    local sends = 0
+    local ok, rep = fake.run(list, nil, function(_, params)
+      sends = sends + 1
+      for _, u in ipairs(params.Urls) do
+        if u:find("^https://bad%.") then
+          return fake.api_error("ResourceNotFound.EcdnDomainNotExists", "no such domain")
+        end
+      end
+      return fake.answer { TaskId = "T" .. sends }
+    end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(3, sends) -- the batch, then each host once
+    assert.equal(400, rep.ok)
+    assert.equal(600, rep.failed)
+    assert.equal(1, #rep.errors)
+    assert.equal(600, #rep.errors[1].urls)
+    assert.equal("ResourceNotFound.EcdnDomainNotExists", rep.errors[1].err.code)
+  end)
+
+  it("CDN's CdnHostUnauthorized splits the batch as ECDN's DomainUnauthorized does", function()
+    local list = { "https://a.example.com/1", "https://b.example.com/2", "https://A.EXAMPLE.com:443/3" }
+    local ok, rep = fake.run(list, nil, function(_, params, n)
+      for _, u in ipairs(params.Urls) do
+        if u:find("^https://b%.") then return fake.api_error("UnauthorizedOperation.CdnHostUnauthorized", "no") end
+      end
+      return fake.answer { TaskId = "T" .. n }
+    end, { service = "cdn" })
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, rep.ok) -- a.example.com and A.EXAMPLE.com:443 are one host
+    assert.same({ "https://b.example.com/2" }, rep.errors[1].urls)
+  end)
+
+  it("CAM refusing DescribePurgeTasks (AuthFailure.UnauthorizedOperation) does not stop the job", function()
+    local list = {}
+    for i = 1, 4 do list[i] = "https://www.example.com/c/" .. i end
+    local purges, lookups = 0, 0
+    -- Two requests a window: 1 (dropped) and 2 at once, 3 and the lookup a window later, 4 after that.
+    local ok, rep = fake.run(list, { batch = 1, rate = 2, max_backoff = 0 }, function(action, _, n)
+      if action ~= "PurgeUrlsCache" then
+        lookups = lookups + 1
+        assert(purges == 3, "the lookup came before URL 4 was sent")
+        return fake.api_error("AuthFailure.UnauthorizedOperation", "CAM: no")
+      end
+      purges = purges + 1
+      if purges == 1 then return nil, fake.DROPPED end
+      return fake.answer { TaskId = "T" .. n }
+    end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(1, lookups)
+    assert.equal(3, rep.ok)
+    assert.equal(1, rep.failed)
+    assert.is_true(rep.errors[1].err.unknown)
+    assert.equal("AuthFailure.UnauthorizedOperation", rep.errors[1].err.lookup_error.code)
+  end)
 end)
 
 describe("purge_all against a scripted service: a skewed clock", function()

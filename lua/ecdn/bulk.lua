@@ -97,8 +97,8 @@ end
 -- Refused for the request's size, or for one of its items (its domain, its
 -- length): a refused request was not applied, so its halves may go alone.
 local ITEM_REFUSALS = { "ExceedBatchLimit$", "UrlExceedLength$", "DomainNotExists$", "HostNotExists$",
-                        "WildcardNotAllowed$", "DomainUnauthorized$", "DomainInvalidStatus$", "HostInvalidStatus$",
-                        "HostIsNotOnline$" }
+                        "WildcardNotAllowed$", "DomainUnauthorized$", "HostUnauthorized$", "DomainInvalidStatus$",
+                        "HostInvalidStatus$", "HostIsNotOnline$" }
 local function splittable(err)
   if err.kind ~= "api" then return false end
   for _, pat in ipairs(ITEM_REFUSALS) do
@@ -107,9 +107,44 @@ local function splittable(err)
   return false
 end
 
+-- Refused for a domain: every URL of that host is refused alike, so a
+-- batch is split by host (not halved down to single URLs), and a batch of
+-- one host fails whole.
+local function host_refusal(err)
+  return splittable(err) and (err.code:find("Domain%a*$") or err.code:find("Host%a*$")) ~= nil
+end
+
+-- "https://user@Host:8080/x" -> "host"
+local function host_of(u)
+  local authority = u:match("^%a[%w+.-]*://([^/?#]*)") or ""
+  return (authority:gsub("^.*@", ""):gsub(":%d*$", ""):lower())
+end
+
+-- The length of the list of items: its n (table.pack's), else its largest
+-- positive integer key, so that a hole anywhere (at #'s border too) is
+-- counted as an item; nil when the keys are too sparse to be a list.
+local function list_length(t)
+  if type(t.n) == "number" and t.n >= 0 and t.n == math.floor(t.n) then return t.n end
+  local max, count = 0, 0
+  for k in pairs(t) do
+    if type(k) == "number" and k >= 1 and k == math.floor(k) then
+      count = count + 1
+      if k > max then max = k end
+    end
+  end
+  if max > 2 * count + 64 then return nil end
+  return max
+end
+
 -- Every later request would be refused the same way.
 local function refused_credentials(err)
   return err.kind == "api" and err.code:find("^AuthFailure") ~= nil
+end
+
+-- The credentials themselves refused (not CAM refusing one action: a
+-- lookup refused by CAM says nothing about the purges).
+local function bad_credentials(err)
+  return refused_credentials(err) and err.code ~= "AuthFailure.UnauthorizedOperation"
 end
 
 -- The error of URLs that never went out because the job stopped: the
@@ -197,7 +232,12 @@ function M.purge_all(c, st, urls, opts, kind_name)
   -- 1. Local checks and dedupe: what is left goes out in batches.
   local valid, seen = {}, {}
   local n = 0
-  for i = 1, #urls do
+  local items = list_length(urls)
+  if not items then
+    error("ecdn.client:" .. kind.fn .. ": " .. (kind.purge_type == "path" and "paths" or "urls")
+          .. " must be a list (its keys are too sparse)", 3)
+  end
+  for i = 1, items do
     local u = urls[i]
     if type(u) ~= "string" then
       fail_urls(decode.local_error({ problem = "not_string", reason = "is not a string", index = i }, st.service,
@@ -336,6 +376,23 @@ function M.purge_all(c, st, urls, opts, kind_name)
       stop_err = stop_err or err
       return give_up(b, err)
     end
+    if #b.urls > 1 and host_refusal(err) then
+      local groups, hosts = {}, {}
+      for _, u in ipairs(b.urls) do
+        local h = host_of(u)
+        if not groups[h] then
+          groups[h] = {}
+          hosts[#hosts + 1] = h
+        end
+        local g = groups[h]
+        g[#g + 1] = u
+      end
+      if #hosts > 1 then
+        for _, h in ipairs(hosts) do ready[#ready + 1] = { urls = groups[h], tries = 0, due = now() } end
+        return
+      end
+      return give_up(b, err) -- one host: the refused one
+    end
     if #b.urls > 1 and splittable(err) then
       -- Each half goes alone: what the service refuses is narrowed down to
       -- its URLs, the rest is purged. Too many a request: later batches are
@@ -455,7 +512,9 @@ function M.purge_all(c, st, urls, opts, kind_name)
     -- The lookup itself failed: the outcome is still unknown. Ask again
     -- later (a budget of its own, as large as the sends'); never send blind.
     -- Refused for good (CAM, credentials): asking again is refused again.
-    if refused_credentials(err) then stop_err = stop_err or err end
+    -- Refused credentials stop the job; CAM refusing DescribePurgeTasks
+    -- only leaves this batch's outcome unknown.
+    if bad_credentials(err) then stop_err = stop_err or err end
     b.failed_lookups = (b.failed_lookups or 0) + 1
     if err.retryable and b.failed_lookups <= max_retries then
       b.due = now() + backoff(b.failed_lookups)
