@@ -436,3 +436,36 @@ describe("resty.ecdn purges in nginx", function()
     end
   end)
 end)
+
+describe("resty.ecdn purge_all lookups", function()
+  it("never take a task this client was given by purge just before the job (as ecdn.client)", function()
+    -- seed 7, drop-rate 0.5: request 1 (purge) is answered, 2 (purge_all's send) is lost before the
+    -- service, 3 (the lookup) is answered and lists request 1's task, which is not the job's.
+    local s = sim.start { args = { "--rate", "0", "--seed", "7", "--drop-rate", "0.5" }, log = true }
+    finally(function() s:stop() end)
+    local n = nginx.start {
+      helpers = true,
+      vars = { sim = s.port, id = s.secret_id, key = s.secret_key },
+      server = [[location = /prior { content_by_lua_block {
+        local ecdn = require "resty.ecdn"
+        local c = assert(ecdn.new { endpoint = "http://127.0.0.1:${sim}", secret_id = "${id}",
+                                    secret_key = "${key}", timeout = 5 })
+        local url = "https://www.example.com/old/app.js"
+        local old, e1 = c:purge { url }
+        local rep, e2 = c:purge_all({ url }, { max_backoff = 0.02 })
+        t.say({ old = old and old.task_id, got = rep and rep.tasks[1] and rep.tasks[1].task_id,
+                ok = rep and rep.ok }, e1 or e2)
+      } }]],
+    }
+    finally(function() n:stop() end)
+    local status, body = n:get("/prior")
+    assert.equal(200, status, body)
+    local out = require("cjson").decode(body).res
+    local applied = {}
+    for _, e in ipairs(s:log_entries()) do applied[#applied + 1] = e.task_id end
+    assert.equal(2, #applied, body) -- the purge, and the job's own (sent again after its lookup)
+    assert.equal(applied[1], out.old)
+    assert.equal(applied[2], out.got)
+    assert.equal(1, out.ok)
+  end)
+end)

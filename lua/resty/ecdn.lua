@@ -124,6 +124,7 @@ function M.new(opts)
                     region = opts.region, language = opts.language },
     cred = { secret_id = cred.secret_id, secret_key = cred.secret_key, token = cred.token },
     credential_source = cred.source, clock = opts.clock, rate = rate, limit_dict = opts.limit_dict,
+    issued_by = {}, -- bulk.remember's: the TaskIds this client was given
     conf = { target = target, pool = http.pool_name(target, verify), verify = verify,
              timeout = timeout, connect_timeout = connect_timeout,
              keepalive_timeout = keepalive_timeout, keepalive_pool = pool_size,
@@ -194,6 +195,13 @@ function Client:_send(action, body, resend)
   return http.request(self.conf, req, resend)
 end
 
+-- A TaskId the service gave this client: never a later purge_all lookup's
+-- find (as ecdn.client; bulk.remember keeps the last ones in self.issued_by).
+function Client:_remember(res, err)
+  if res and res.task_id then bulk.remember(self.issued_by, res.task_id) end
+  return res, err
+end
+
 -- The service's own rate refusal (other clients share the account) holds
 -- back every user of the limiter for a second.
 function Client:_limited(res, err)
@@ -222,7 +230,7 @@ function Client:purge(urls, opts)
   local body, problem = request.purge_urls(urls)
   if not body then return nil, decode.local_error(problem, self.service, "URL") end
   if tail then body = sub(body, 1, -2) .. tail .. "}" end
-  return self:_limited(decode.task(self:_send("PurgeUrlsCache", body, false)))
+  return self:_remember(self:_limited(decode.task(self:_send("PurgeUrlsCache", body, false))))
 end
 
 --- client:purge_paths(paths, {flush_type = "flush"|"delete", area, url_encode}) -> as purge
@@ -239,7 +247,7 @@ function Client:purge_paths(paths, opts)
   local body, problem = request.purge_paths(paths, flush_type)
   if not body then return nil, decode.local_error(problem, self.service, "path") end
   if tail then body = sub(body, 1, -2) .. tail .. "}" end
-  return self:_limited(decode.task(self:_send("PurgePathCache", body, false)))
+  return self:_remember(self:_limited(decode.task(self:_send("PurgePathCache", body, false))))
 end
 
 --- client:call(action, params) -> decoded Response table (plus `attempts`) | nil, err
@@ -257,7 +265,7 @@ end
 -- The timer behind purge_async: the purge, then done(res, err). Runs even
 -- when premature (nginx is stopping): the purge was asked for.
 local function async_purge(premature, self, body, done)
-  local res, err = self:_limited(decode.task(self:_send("PurgeUrlsCache", body, false)))
+  local res, err = self:_remember(self:_limited(decode.task(self:_send("PurgeUrlsCache", body, false))))
   if done then
     local ok, derr = pcall(done, res, err, premature)
     if not ok then ngx.log(ngx.ERR, "resty.ecdn: purge_async: the done callback raised: ", tostring(derr)) end
@@ -350,8 +358,10 @@ function Client:purge_all(urls, opts)
     refresh = function() return true end,
     correct = function() return false end,
     observe = function() end, -- (lookup windows use ngx.time(), the host's clock)
+    issued = self.issued_by.issued, -- TaskIds given before: never a lookup's find
   }
   local report, err = bulk.purge_all(runner(self), st, urls, opts) -- not a tail call: errors name the caller
+  self.issued_by.issued = st.issued
   return report, err
 end
 
