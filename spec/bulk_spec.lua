@@ -598,6 +598,49 @@ end)
 describe("purge_all against a scripted service: dedupe = false", function()
   local fake = require "support.fake_bulk"
 
+  it("a task a lookup gave one batch, answered to another of the same URLs, is the other's; both end purged", function()
+    local a, b = "https://www.example.com/m/a", "https://www.example.com/m/b"
+    local tasks, sends = {}, 0
+    local verify_started = false
+    local function any_verify(pending)
+      for _, p in ipairs(pending) do if p.params.TaskId then return true end end
+      return false
+    end
+    local ok, rep = fake.run({ a, b, a, b }, { batch = 2, dedupe = false, concurrency = 2, max_backoff = 0 },
+      function(action, params)
+        if action == "PurgeUrlsCache" then
+          sends = sends + 1
+          local id = "T" .. sends
+          tasks[#tasks + 1] = { id = id, urls = params.Urls }
+          if sends == 1 then return nil, fake.DROPPED end -- the first batch: applied, its answer lost
+          -- the second: applied, its answer held until the first batch's lookup has verified T2 as its own
+          return fake.answer { TaskId = id }, nil, function(pending)
+            return verify_started and not any_verify(pending)
+          end
+        end
+        if params.TaskId then verify_started = true end
+        local found = {}
+        for i = #tasks, 1, -1 do -- newest first, as the service lists them
+          local t = tasks[i]
+          for _, u in ipairs(t.urls) do
+            if (params.TaskId and params.TaskId == t.id) or (not params.TaskId and u == params.Keyword) then
+              found[#found + 1] = { TaskId = t.id, Url = u }
+            end
+          end
+        end
+        return fake.logs(found)
+      end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, sends) -- nothing sent twice
+    assert.is_true(verify_started)
+    assert.equal(4, rep.ok)
+    assert.equal(0, rep.failed)
+    local ids = {}
+    for _, t in ipairs(rep.tasks) do ids[#ids + 1] = t.task_id end
+    table.sort(ids)
+    assert.same({ "T1", "T2" }, ids)
+  end)
+
   -- A tiny service: tasks applied in order; lookups by Keyword newest first, or by TaskId.
   -- drop(n): true (applied, answer lost) or "before" (lost before the service).
   local function service(drop, tasks)

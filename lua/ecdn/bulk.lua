@@ -269,7 +269,9 @@ function M.purge_all(c, st, urls, opts, kind_name)
       if not repeats or repeats[u] == 1 then return u end
     end
   end
-  local credited = {} -- TaskIds already in the report: never credited twice
+  -- TaskIds already in the report, never credited twice: task_id ->
+  -- {batch, entry (its report.tasks entry), by_lookup}
+  local credited = {}
   local total = n + report.failed
 
   -- 2. Quota: refuse a job larger than what is available, before sending anything.
@@ -329,11 +331,12 @@ function M.purge_all(c, st, urls, opts, kind_name)
   end
 
   -- false (nothing credited) for a TaskId already in the report.
-  local function succeed(b, task_id, request_id)
+  local function succeed(b, task_id, request_id, by_lookup)
     if credited[task_id] then return false end
-    credited[task_id] = true
+    local entry = { task_id = task_id, request_id = request_id, urls = b.urls }
+    credited[task_id] = { batch = b, entry = entry, by_lookup = by_lookup }
     M.remember(st, task_id)
-    report.tasks[#report.tasks + 1] = { task_id = task_id, request_id = request_id, urls = b.urls }
+    report.tasks[#report.tasks + 1] = entry
     report.ok = report.ok + #b.urls
     done_urls = done_urls + #b.urls
     return true
@@ -356,8 +359,18 @@ function M.purge_all(c, st, urls, opts, kind_name)
     if res then
       if (res.attempts or 1) >= 2 then report.duplicates = report.duplicates + #b.urls end
       if succeed(b, res.task_id, res.request_id) then return end
-      -- The service answered a TaskId the report already holds (credited to
-      -- another batch by a lookup): never credited twice, nor called failed.
+      local prev = credited[res.task_id]
+      if prev.by_lookup and prev.batch ~= b then
+        -- A lookup gave this task to another batch of the same URLs (dedupe
+        -- = false), but the service says it is this one's: it is, and the
+        -- other batch is looked up again (its own task is another).
+        local other = prev.batch
+        prev.batch, prev.by_lookup = b, false
+        prev.entry.urls, prev.entry.request_id = b.urls, res.request_id
+        return schedule(other, true)
+      end
+      -- The service answered a TaskId the report already holds, credited
+      -- by an answer too: never credited twice, nor called failed.
       return give_up(b, unknown_outcome(errors.new { code = "ClientError.ParseJsonError", kind = "http",
         status = raw.status, request_id = res.request_id,
         message = "the service answered TaskId " .. res.task_id .. ", already credited to another batch" }))
@@ -470,7 +483,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
         local task_id = b.verify
         b.verify = nil
         -- Another batch's lookup may have credited it meanwhile (same URLs): then it is not this one's.
-        if n_found == #b.urls and n_task == #b.urls and succeed(b, task_id, nil) then return end
+        if n_found == #b.urls and n_task == #b.urls and succeed(b, task_id, nil, true) then return end
         return verify_next(b)
       end
       local key = lookup_key(b) or b.urls[1]
@@ -500,7 +513,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
       end
       -- Applied after all: done, under the task the service made.
       if count >= 2 then report.duplicates = report.duplicates + #b.urls end
-      return succeed(b, found, nil)
+      return succeed(b, found, nil, true)
     end
     b.corrections = b.corrections or {}
     if st.correct(c, err, raw, b.corrections) then -- ("auto": the lookup goes to CDN too)
