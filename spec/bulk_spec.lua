@@ -598,52 +598,10 @@ end)
 describe("purge_all against a scripted service: dedupe = false", function()
   local fake = require "support.fake_bulk"
 
-  it("a task a lookup gave one batch, answered to another of the same URLs, is the other's; both end purged", function()
-    local a, b = "https://www.example.com/m/a", "https://www.example.com/m/b"
-    local tasks, sends = {}, 0
-    local verify_started = false
-    local function any_verify(pending)
-      for _, p in ipairs(pending) do if p.params.TaskId then return true end end
-      return false
-    end
-    local ok, rep = fake.run({ a, b, a, b }, { batch = 2, dedupe = false, concurrency = 2, max_backoff = 0 },
-      function(action, params)
-        if action == "PurgeUrlsCache" then
-          sends = sends + 1
-          local id = "T" .. sends
-          tasks[#tasks + 1] = { id = id, urls = params.Urls }
-          if sends == 1 then return nil, fake.DROPPED end -- the first batch: applied, its answer lost
-          -- the second: applied, its answer held until the first batch's lookup has verified T2 as its own
-          return fake.answer { TaskId = id }, nil, function(pending)
-            return verify_started and not any_verify(pending)
-          end
-        end
-        if params.TaskId then verify_started = true end
-        local found = {}
-        for i = #tasks, 1, -1 do -- newest first, as the service lists them
-          local t = tasks[i]
-          for _, u in ipairs(t.urls) do
-            if (params.TaskId and params.TaskId == t.id) or (not params.TaskId and u == params.Keyword) then
-              found[#found + 1] = { TaskId = t.id, Url = u }
-            end
-          end
-        end
-        return fake.logs(found)
-      end)
-    assert.is_true(ok, tostring(rep))
-    assert.equal(2, sends) -- nothing sent twice
-    assert.is_true(verify_started)
-    assert.equal(4, rep.ok)
-    assert.equal(0, rep.failed)
-    local ids = {}
-    for _, t in ipairs(rep.tasks) do ids[#ids + 1] = t.task_id end
-    table.sort(ids)
-    assert.same({ "T1", "T2" }, ids)
-  end)
-
   -- A tiny service: tasks applied in order; lookups by Keyword newest first, or by TaskId.
   -- drop(n): true (applied, answer lost) or "before" (lost before the service).
-  local function service(drop, tasks)
+  -- hold(n, svc): nil, or when send n's answer may come (fake.run's hold).
+  local function service(drop, tasks, hold)
     local sends = 0
     tasks = tasks or {}
     local svc = { tasks = tasks }
@@ -655,8 +613,9 @@ describe("purge_all against a scripted service: dedupe = false", function()
         if drop(sends) == "before" then return nil, fake.DROPPED end
         tasks[#tasks + 1] = { id = id, urls = params.Urls }
         if drop(sends) then return nil, fake.DROPPED end
-        return fake.answer { TaskId = id }
+        return fake.answer { TaskId = id }, nil, hold and hold(sends, svc)
       end
+      if params.TaskId then svc.verified = true end
       local found = {}
       for i = #tasks, 1, -1 do
         local t = tasks[i]
@@ -670,6 +629,30 @@ describe("purge_all against a scripted service: dedupe = false", function()
     end
     return svc
   end
+
+  it("a task a lookup gave one batch, answered to another of the same URLs, is the other's; both end purged", function()
+    local a, b = "https://www.example.com/m/a", "https://www.example.com/m/b"
+    local function any_verify(pending)
+      for _, p in ipairs(pending) do if p.params.TaskId then return true end end
+      return false
+    end
+    -- The first batch: applied, its answer lost. The second: applied, its answer held until
+    -- the first batch's lookup has verified T2 (newest first) as its own.
+    local svc = service(function(n) return n == 1 end, nil, function(_, s)
+      return function(pending) return s.verified and not any_verify(pending) end
+    end)
+    local ok, rep = fake.run({ a, b, a, b }, { batch = 2, dedupe = false, concurrency = 2, max_backoff = 0 },
+      svc.respond)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, svc.sends) -- nothing sent twice
+    assert.is_true(svc.verified)
+    assert.equal(4, rep.ok)
+    assert.equal(0, rep.failed)
+    local ids = {}
+    for _, t in ipairs(rep.tasks) do ids[#ids + 1] = t.task_id end
+    table.sort(ids)
+    assert.same({ "T1", "T2" }, ids)
+  end)
 
   it("verifies every task holding the key, not only the newest", function()
     local a, b, x = "https://www.example.com/v/a", "https://www.example.com/v/b", "https://www.example.com/v/x"

@@ -147,14 +147,19 @@ local function bad_credentials(err)
   return refused_credentials(err) and err.code ~= "AuthFailure.UnauthorizedOperation"
 end
 
+-- A copy of err with `fields` set and its message prefixed.
+local function marked(err, prefix, fields)
+  local copy = {}
+  for k, v in pairs(err) do copy[k] = v end
+  for k, v in pairs(fields) do copy[k] = v end
+  copy.message = prefix .. (err.message or "")
+  return errors.new(copy)
+end
+
 -- The error of URLs that never went out because the job stopped: the
 -- stopping error, marked unsent.
 local function unsent(err)
-  local copy = {}
-  for k, v in pairs(err) do copy[k] = v end
-  copy.sent = false
-  copy.message = "not sent: " .. (err.message or "")
-  return errors.new(copy)
+  return marked(err, "not sent: ", { sent = false })
 end
 
 -- The error of a batch given up while its outcome is unknown (sent, no
@@ -162,22 +167,16 @@ end
 -- retryable: sending it again may purge it twice. lookup_error: why the
 -- lookup could not settle it, if it was asked.
 local function unknown_outcome(err, lookup_err)
-  local copy = {}
-  for k, v in pairs(err) do copy[k] = v end
-  copy.sent, copy.retryable, copy.unknown, copy.lookup_error = true, false, true, lookup_err
-  copy.message = "outcome unknown: " .. (err.message or "")
-  return errors.new(copy)
+  local e = marked(err, "outcome unknown: ", { sent = true, retryable = false, unknown = true })
+  e.lookup_error = lookup_err
+  return e
 end
 
 -- The error of a batch its lookup found not applied (sent, no answer, and
 -- no task holds it), given up with that error: unknown = false says the
 -- outcome is known after all (ecdn.errors.outcome_unknown).
 local function not_applied(err)
-  local copy = {}
-  for k, v in pairs(err) do copy[k] = v end
-  copy.unknown = false
-  copy.message = "not applied (no task holds it): " .. (err.message or "")
-  return errors.new(copy)
+  return marked(err, "not applied (no task holds it): ", { unknown = false })
 end
 
 --- remember(st, task_id): the client was given (or credited) this TaskId; a
