@@ -252,6 +252,14 @@ describe("credentials.default without the metadata service (cvm_role = false)", 
     assert.equal("profile " .. home_file .. " [default]", c.source)
   end)
 
+  it("a token option without secret_id/secret_key is never sent with the profile file's identity", function()
+    local err = cred_error(default({ token = "opt-token" }, { HOME = dir }):get(0))
+    assert.truthy(err.message:find("a session token was given, but no secret_id/secret_key with it", 1, true),
+                  err.message)
+    assert.truthy(err.message:find("profile " .. home_file, 1, true), err.message)
+    assert.is_nil(err.message:find("opt-token", 1, true))
+  end)
+
   it("profile options pass through (file, name)", function()
     local err = cred_error(default({ profile = { file = home_file, name = "prod" } }, {}):get(0))
     assert.truthy(err.message:find("no section [prod]", 1, true), err.message)

@@ -476,7 +476,18 @@ function M.default(opts)
       return cvm:get(now)
     end)
   end
-  return M.chain(list)
+  local chain = M.chain(list)
+  if opts.token == nil then return chain end
+  -- A token belongs to the secret_id/secret_key it was issued with (the
+  -- options' or the environment's): never sent with another identity.
+  return provider(chain.name, function(_, now)
+    local c, e = chain:get(now)
+    if c and c.source ~= "options" and c.source ~= "environment" then
+      return nil, err_table("a session token was given, but no secret_id/secret_key with it: the credentials"
+        .. " came from " .. tostring(c.source) .. ", which has its own token (or none)")
+    end
+    return c, e
+  end)
 end
 
 ---------------------------------------------------------------------------
