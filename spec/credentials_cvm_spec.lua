@@ -2,7 +2,8 @@
 -- (spec/support/metadata_server.lua, a child process): the role name, the
 -- temporary credentials and their expiry, every bad answer, an unreachable or
 -- silent service; and the default chain's metadata probe (within 1 s, asked
--- once per process and endpoint, remembered).
+-- once per process and endpoint, remembered; a host that did not answer is
+-- asked again PROBE_AGAIN seconds later).
 local credentials = require "ecdn.credentials"
 local errors = require "ecdn.errors"
 local socket = require "socket"
@@ -205,6 +206,14 @@ describe("credentials.default and the metadata service", function()
     assert.equal(1, #made) -- no second probe, no transport at all
     assert.equal(1, m:count("/latest/meta-data/"))
     assert.equal(0, m:count("ecdn-role"))
+    c = default(m.url):get(credentials.PROBE_AGAIN - 1)
+    assert.is_nil(c)
+    assert.equal(1, m:count("/latest/meta-data/"))
+    -- PROBE_AGAIN seconds later (the chain's clock) it is asked again: a process that started
+    -- while the metadata service was down finds its role
+    c = assert(default(m.url):get(credentials.PROBE_AGAIN))
+    assert.equal("cvm_role ecdn-role", c.source)
+    assert.equal(2, m:count("/latest/meta-data/"))
   end)
 
   it("an unreachable host is left out at once", function()

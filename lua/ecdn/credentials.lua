@@ -432,21 +432,24 @@ end
 --   3. the profile file (opts.profile = {file, name}, or false to skip)
 --   4. the CVM role (opts.cvm_role = {role, endpoint, timeout}, or false to skip),
 --      only if the metadata host answers within 1 s; asked once per process
---      and endpoint, and remembered.
+--      and endpoint, and remembered (a host that did not answer: for
+--      PROBE_AGAIN seconds of the chain's clock, then it is asked again).
 -- opts.getenv replaces os.getenv (for tests).
 
-local probed = {} -- endpoint -> true | false
+local probed = {} -- endpoint -> true | the time (the chain's clock) it did not answer
+M.PROBE_AGAIN = 300 -- a long-lived process whose metadata service blipped at start finds its role later
 
-local function metadata_answers(endpoint)
+local function metadata_answers(endpoint, now)
   local known = probed[endpoint]
-  if known == nil then
+  if known == true then return true end
+  now = type(now) == "number" and now or os.time()
+  if known == nil or now >= known + M.PROBE_AGAIN then
     local http = require("ecdn.core").http { timeout = 1, connect_timeout = 1, proxy = "" }
     local res = http:request { method = "GET", url = endpoint .. "/latest/meta-data/", headers = {} }
     http:close()
-    known = res ~= nil
-    probed[endpoint] = known
+    probed[endpoint] = res ~= nil or now
   end
-  return known
+  return probed[endpoint] == true
 end
 
 function M.default(opts)
@@ -469,9 +472,9 @@ function M.default(opts)
     local cvm = M.cvm_role { role = r.role, endpoint = r.endpoint, timeout = r.timeout }
     local endpoint = (r.endpoint or METADATA):gsub("/+$", "")
     list[#list + 1] = provider("cvm_role", function(_, now)
-      if not metadata_answers(endpoint) then
+      if not metadata_answers(endpoint, now) then
         return nil, err_table("cvm_role: the metadata service " .. endpoint .. " did not answer within 1 s"
-          .. " (asked once per process)", { absent = true, provider = "cvm_role" })
+          .. " (asked again " .. M.PROBE_AGAIN .. " s later)", { absent = true, provider = "cvm_role" })
       end
       return cvm:get(now)
     end)
