@@ -67,11 +67,11 @@ lint:
 	luacheck -q $(wildcard lua spec bench tools) $(wildcard bin/*)
 
 # The specs run on Lua 5.1, 5.2 and 5.3: the client's, the pipeline's, the
-# CLI's and the credential providers'. The simulator and every other child
+# CLI's, the credential providers' and the limiter's. The simulator and every other child
 # server still run on 5.4. Tests tagged #lua54 (5.4-only features such as
 # `<close>`) are left out there.
 OLD_LUA_SPECS ?= $(wildcard spec/client_*_spec.lua spec/pipeline_stages_spec.lua spec/cli_spec.lua \
-                            spec/credentials_*_spec.lua spec/sign_prepared_spec.lua)
+                            spec/credentials_*_spec.lua spec/sign_prepared_spec.lua spec/limiter_spec.lua)
 OLD_LUA_RUNS = for v in $(OLD_LUAS); do \
 	  LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH="build/$$v/?.so;;" $$v $(BUSTED) -o TAP --exclude-tags=lua54 \
 	    $(BUSTED_ARGS) $(OLD_LUA_SPECS) > build/test-$$v.tap || rc=1; \

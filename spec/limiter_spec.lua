@@ -36,12 +36,27 @@ describe("ecdn.limiter", function()
           c.t = later - 1e-6
           assert.is_true(lim:take() > 0)
           c.t = later
-          assert.equal(0, lim:take())
+          -- (at `later` itself, or an ulp or two after: c.t + wait rounds)
+          local again = lim:take()
+          while again > 0 do
+            assert.is_true(again < 1e-9, "waited " .. again .. " more")
+            c.t = c.t + math.max(again, 1e-12)
+            again = lim:take()
+          end
           granted[#granted + 1] = c.t
         end
       end
       assert.equal(rate, max_in_window(granted, 1.0))
     end
+  end)
+
+  it("never grants an ulp before the window has passed (oldest + window - now would round to 0)", function()
+    local c = fake_clock(1023.1320795384851)
+    local lim = limiter.new { rate = 1, clock = c.now }
+    assert.equal(0, lim:take())
+    c.t = 1024.132079538485 -- 0.99999999999988631 s later
+    assert.is_true(c.t - 1023.1320795384851 < 1.0)
+    assert.is_true(lim:take() > 0)
   end)
 
   it("a burst gets exactly `rate` grants, then waits for the oldest to age out", function()

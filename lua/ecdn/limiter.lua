@@ -30,7 +30,9 @@ function M.memory()
     if now < blocked then return blocked - now end
     -- ring[head + 1] is the oldest of the last `rate` grants (once full).
     local oldest = ring[head % rate + 1]
-    if oldest and now - oldest < window then return oldest + window - now end
+    -- (window - age, not oldest + window - now: that can round to 0 at an
+    -- age an ulp short of the window, and the grant would come early)
+    if oldest and now - oldest < window then return window - (now - oldest) end
     return 0
   end
   function store.take(self, now, rate, window)

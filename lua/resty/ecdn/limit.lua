@@ -92,7 +92,7 @@ function M.shdict(dict, key)
       local oldest = dict:get(key .. ":" .. slot)
       if oldest and oldest > now then oldest = now end -- the clock stepped back: wait one window at most
       if oldest and now - oldest < window then
-        wait = oldest + window - now
+        wait = window - (now - oldest) -- (> 0: oldest + window - now can round to 0)
       else
         local ttl = window * 2 + 1
         local ok, serr = dict:set(key .. ":" .. slot, now, ttl)
