@@ -118,7 +118,8 @@ describe("purge_all", function()
     local s = sim.start { args = { "--rate", "0", "--fail-rate", "0.3", "--seed", "11" }, log = true }
     finally(function() s:stop() end)
     local list = urls(400, "retry")
-    local rep = assert(client(s, { rate = 0 }):purge_all(list, { batch = 10, max_backoff = 0.05, retries = 20 }))
+    local rep = assert(client(s, { rate = 0 }):purge_all(list, { batch = 10, max_backoff = 0.05, retries = 20,
+                                                                       lookup_settle = 0.6 }))
     assert.equal(400, rep.ok)
     assert.same({}, rep.errors)
     assert.is_true(rep.retries > 0)
@@ -132,7 +133,8 @@ describe("purge_all", function()
                           log = true }
     finally(function() s:stop() end)
     local list = urls(600, "uncertain")
-    local rep = assert(client(s, { rate = 0 }):purge_all(list, { batch = 10, max_backoff = 0.05, retries = 20 }))
+    local rep = assert(client(s, { rate = 0 }):purge_all(list, { batch = 10, max_backoff = 0.05, retries = 20,
+                                                                       lookup_settle = 0.6 }))
     assert.equal(600, rep.ok)
     assert.same({}, rep.errors)
     assert.equal(0, rep.duplicates)
@@ -236,7 +238,7 @@ describe("purge_all", function()
 
   it("refuses bad options at the caller's line", function()
     local c = assert(ecdn.client { secret_id = "AKIDx", secret_key = "k", endpoint = "http://127.0.0.1:1" })
-    for opt, v in pairs { batch = 0, concurrency = 1.5, retries = -1, rate = "20", bogus = 1 } do
+    for opt, v in pairs { batch = 0, concurrency = 1.5, retries = -1, rate = "20", bogus = 1, lookup_settle = -1 } do
       local ok, msg = pcall(function() c:purge_all({ "https://www.example.com/a" }, { [opt] = v }) end)
       assert.is_false(ok)
       assert.truthy(msg:find("^spec/bulk_spec%.lua:%d+: ecdn%.client:purge_all: "), msg)
@@ -254,7 +256,7 @@ describe("purge_all", function()
     local list = {}
     for i = 1, 150 do list[i] = "https://www.example.com/nodedupe/" .. (i % 7 == 1 and "hot" or i) end
     local rep = assert(client(s, { rate = 0, timeout = 2 }):purge_all(list,
-      { batch = 7, concurrency = 6, max_backoff = 0.02, retries = 3, dedupe = false }))
+      { batch = 7, concurrency = 6, max_backoff = 0.02, retries = 3, dedupe = false, lookup_settle = 0.6 }))
     -- Every URL of every task the report names was applied under that very task.
     local in_task = {}
     for _, e in ipairs(s:log_entries()) do
@@ -285,7 +287,7 @@ describe("purge_all", function()
         s:advance(170)
         t = t + 170
       end
-      local rep = assert(c:purge_all({ url }, { retries = 6, max_backoff = 0.02 }))
+      local rep = assert(c:purge_all({ url }, { retries = 6, max_backoff = 0.02, lookup_settle = 0.6 }))
       local applied = {}
       for _, e in ipairs(s:log_entries()) do applied[#applied + 1] = e.task_id end
       s:stop()
@@ -493,6 +495,38 @@ describe("purge_all against a scripted service: input", function()
     assert.is_false(ok)
     assert.matches("urls must be a list %(its keys are too sparse%)", tostring(err))
     assert.equal(0, sends)
+  end)
+end)
+
+describe("purge_all against a scripted service: a service that lists a task late", function()
+  local fake = require "support.fake_bulk"
+  local core = require "ecdn.core"
+
+  it("an early 'none' is looked at again lookup_settle after the send: an applied batch is not sent twice", function()
+    local url = "https://www.example.com/late"
+    local sends, lookups, applied_at = 0, 0, nil
+    local ok, rep = fake.run({ url }, { max_backoff = 0, lookup_settle = 2 }, function(action)
+      if action == "PurgeUrlsCache" then
+        sends = sends + 1
+        applied_at = applied_at or core.now()
+        return nil, fake.DROPPED -- applied, the answer lost
+      end
+      lookups = lookups + 1
+      -- the service lists the task only a second after making it
+      if core.now() - applied_at < 1 then return fake.logs({}) end
+      return fake.logs({ { TaskId = "T-late", Url = url } })
+    end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(1, sends, "the applied batch was sent again on an early 'none'")
+    assert.equal(2, lookups)
+    assert.equal(1, rep.ok)
+    assert.equal("T-late", rep.tasks[1].task_id)
+  end)
+
+  it("lookup_settle must be seconds >= 0", function()
+    local ok, err = fake.run({ "https://www.example.com/x" }, { lookup_settle = -1 }, function() end)
+    assert.is_false(ok)
+    assert.matches("option 'lookup_settle' must be >= 0", tostring(err))
   end)
 end)
 
@@ -815,15 +849,15 @@ describe("purge_all lookups never take an older task", function()
   it("a task made seconds before the first send (on the service's clock) is not the batch's", function()
     local SKEW = 200 -- the service's clock is ahead; every answer's Date says so
     local sends = 0
+    local job_start = os.time() + SKEW
     local ok, rep = fake.run({ url }, { max_backoff = 0 }, function(action)
-      local service_now = os.time() + SKEW
       if action == "PurgeUrlsCache" then
         sends = sends + 1
         if sends == 1 then return nil, fake.DROPPED end -- lost before the service
         return fake.answer({ TaskId = "T-new" }, SKEW)
       end
       -- Someone else's purge of the URL 3 s before the job (inside the lookup's 5 s slack).
-      return fake.logs({ { TaskId = "T-old", Url = url, CreateTime = service_now - 3 } }, SKEW)
+      return fake.logs({ { TaskId = "T-old", Url = url, CreateTime = job_start - 3 } }, SKEW)
     end)
     assert.is_true(ok, tostring(rep))
     assert.equal(2, sends)

@@ -21,6 +21,7 @@ local OPTION_TYPES = { flush_type = "string", batch = "number", rate = "number",
                        retries = "number",
                        max_backoff = "number", deadline = "number", dedupe = "boolean",
                        quota_check = "boolean", on_progress = "function",
+                       lookup_settle = "number",
                        random = "function" } -- random: for tests, a function() -> [0, 1)
 local PROGRESS_EVERY = 0.1
 local BACKOFF_BASE = 0.25
@@ -33,6 +34,11 @@ local LOOKUP_SLACK = 5 -- seconds before the first send a lookup's window opens
 local CREATE_GRAIN = 2
 local ISSUED_KEEP = 1024 -- TaskIds a client remembers it was given
 local LOOKUP_DELAY = 0.5 -- seconds before an uncertain batch is first looked up (the service indexes it)
+-- "Not applied" is believed only from a lookup started this long after the
+-- batch's last send (option lookup_settle): the service may list a task a
+-- moment after making it, and a batch sent again on an early "none" would be
+-- purged twice.
+local LOOKUP_SETTLE = 3
 
 -- What differs between purging URLs and purging directories.
 local KINDS = {
@@ -73,13 +79,13 @@ local function check_opts(opts, kind, max_batch)
   if opts.concurrency and opts.concurrency > 64 then
     error(fn .. ": option 'concurrency' must be at most 64", 4)
   end
-  if opts.retries and (opts.retries < 0 or opts.retries ~= math.floor(opts.retries)) then
-    error(fn .. ": option 'retries' must be a whole number >= 0", 4)
+  if opts.retries and (opts.retries < 0 or opts.retries ~= math.floor(opts.retries) or opts.retries > 1000) then
+    error(fn .. ": option 'retries' must be a whole number from 0 to 1000", 4)
   end
-  if opts.rate ~= nil and (opts.rate < 0 or opts.rate ~= math.floor(opts.rate)) then
+  if opts.rate ~= nil and (opts.rate < 0 or opts.rate ~= math.floor(opts.rate) or opts.rate == math.huge) then
     error(fn .. ": option 'rate' must be a whole number >= 0 (0: no limit of the job's own)", 4)
   end
-  for _, k in ipairs{ "max_backoff", "deadline" } do
+  for _, k in ipairs{ "max_backoff", "deadline", "lookup_settle" } do
     local v = opts[k]
     if v ~= nil and (v ~= v or v < 0) then error(fn .. ": option '" .. k .. "' must be >= 0", 4) end
   end
@@ -212,6 +218,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
   local concurrency = opts.concurrency or DEFAULTS.concurrency
   local max_retries = opts.retries or DEFAULTS.retries
   local max_backoff = opts.max_backoff or DEFAULTS.max_backoff
+  local settle = opts.lookup_settle or LOOKUP_SETTLE
   local dedupe = opts.dedupe ~= false
   local t0 = now()
   local deadline = opts.deadline and t0 + opts.deadline
@@ -427,6 +434,13 @@ function M.purge_all(c, st, urls, opts, kind_name)
 
   -- Not applied after all: it may go again.
   local function not_found(b)
+    if b.looked_at - b.sent_mono < settle then
+      -- Too soon to believe: the same lookup once more, when it is not.
+      b.lookup, b.verify, b.candidates = true, nil, nil
+      b.due = b.sent_mono + settle
+      ready[#ready + 1] = b
+      return
+    end
     b.last_err = not_applied(b.last_err)
     if not stop_err and b.tries <= max_retries then return schedule(b, false) end
     return give_up(b, b.last_err)
@@ -553,6 +567,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
         -- correction moves it) to a minute from now.
         local service_now = wall()
         b.window_offset = st.clock_offset
+        b.looked_at = now()
         body = request.action { PurgeType = kind.purge_type, Keyword = lookup_key(b) or b.urls[1],
                                 StartTime = times.beijing(service_now - (now() - b.first_mono) - LOOKUP_SLACK),
                                 EndTime = times.beijing(service_now + 60), Limit = 100 }
@@ -563,6 +578,7 @@ function M.purge_all(c, st, urls, opts, kind_name)
       if b.tries > 0 then report.retries = report.retries + 1 end
       b.tries = b.tries + 1
       b.first_mono = b.first_mono or now()
+      b.sent_mono = now()
     end
     report.requests = report.requests + 1
     local fresh, cred_err = st.refresh(c) -- rotate credentials that are about to expire
