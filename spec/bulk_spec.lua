@@ -488,6 +488,21 @@ describe("purge_all against a scripted service: input", function()
     assert.equal(2, rep.failed)
   end)
 
+  it("an item past a stale n is not left out; a huge or infinite n raises", function()
+    local list = { n = 1, "https://www.example.com/p/1" }
+    list[2] = "https://www.example.com/p/2" -- (table.pack's n, then one more)
+    local ok, rep = fake.run(list, nil, function(_, _, n) return fake.answer { TaskId = "T" .. n } end)
+    assert.is_true(ok, tostring(rep))
+    assert.equal(2, rep.ok)
+    for _, n in ipairs { math.huge, 1e9 } do
+      local err
+      ok, err = fake.run({ n = n, "https://www.example.com/p/1" }, nil,
+                         function() return fake.answer { TaskId = "T" } end)
+      assert.is_false(ok)
+      assert.matches("urls must be a list %(its keys are too sparse%)", tostring(err))
+    end
+  end)
+
   it("keys too sparse to be a list raise, naming the argument; nothing is sent", function()
     local sends = 0
     local ok, err = fake.run({ [1] = "https://www.example.com/s/1", [1e9] = "https://www.example.com/s/2" }, nil,
@@ -523,10 +538,15 @@ describe("purge_all against a scripted service: a service that lists a task late
     assert.equal("T-late", rep.tasks[1].task_id)
   end)
 
-  it("lookup_settle must be seconds >= 0", function()
+  it("lookup_settle must be seconds from 0 to 60 (an infinite one would never end the job)", function()
     local ok, err = fake.run({ "https://www.example.com/x" }, { lookup_settle = -1 }, function() end)
     assert.is_false(ok)
-    assert.matches("option 'lookup_settle' must be >= 0", tostring(err))
+    assert.matches("option 'lookup_settle' must be seconds from 0 to 60", tostring(err))
+    for _, v in ipairs { math.huge, 61, 0 / 0 } do
+      ok, err = fake.run({ "https://www.example.com/x" }, { lookup_settle = v }, function() end)
+      assert.is_false(ok)
+      assert.matches("option 'lookup_settle' must be seconds from 0 to 60", tostring(err))
+    end
   end)
 end)
 

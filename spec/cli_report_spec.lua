@@ -174,6 +174,16 @@ describe("ecdn-purge --failed FILE", function()
     assert.equal(1, s:stats().requests) -- the job is waiting for its answer
     os.execute("kill -9 " .. pid)
     assert.equal("https://www.example.com/a\nhttps://www.example.com/b\n", proc.read_file(list))
+    -- A --failed file that did not exist is not left behind empty (empty reads as "all went well").
+    local fresh = proc.tmpname()
+    os.remove(fresh)
+    local before = s:stats().requests
+    pid = proc.run(cli.command(s, { "--failed", fresh, "--timeout", "60", "https://www.example.com/c" })
+                   .. " </dev/null >/dev/null 2>&1 & echo $!"):match("%d+")
+    while s:stats().requests <= before and os.time() < deadline do os.execute("sleep 0.02") end
+    assert.equal(before + 1, s:stats().requests)
+    os.execute("kill -9 " .. pid)
+    assert.is_nil(io.open(fresh, "rb"))
   end)
 
   it("a file that cannot be written at the end (a full disk) is said on stderr: exit 3", function()
@@ -229,6 +239,18 @@ describe("ecdn-purge exit codes", function()
       assert.matches("1 of 1 URL purged", err)
     end
     assert.equal(before + 2, #s:logged_urls())
+  end)
+
+  it("3 when stdout is a pipe whose reader is gone (no death by SIGPIPE); the summary is on stderr", function()
+    local errf, rcf = proc.tmpname(), proc.tmpname()
+    finally(function() os.remove(errf) os.remove(rcf) end)
+    -- (SIGPIPE as a shell gives it, not as the test runner's children inherit it)
+    proc.run("(env --default-signal=PIPE " .. cli.command(s, { "https://www.example.com/pipe" })
+             .. " </dev/null 2>" .. errf .. "; echo $? >" .. rcf .. ") | true")
+    local err = proc.read_file(errf)
+    assert.equal("3\n", proc.read_file(rcf), err)
+    assert.matches("the report %(stdout%) could not be written", err)
+    assert.matches("1 of 1 URL purged", err)
   end)
 
   it("2 and a clear word when $ECDN_METADATA_ENDPOINT is malformed, even with credentials", function()

@@ -258,6 +258,9 @@ describe("credentials.default without the metadata service (cvm_role = false)", 
                   err.message)
     assert.truthy(err.message:find("profile " .. home_file, 1, true), err.message)
     assert.is_nil(err.message:find("opt-token", 1, true))
+    -- "" is no token, as everywhere else
+    local c = assert(default({ token = "" }, { HOME = dir }):get(0))
+    assert.equal("AKIDprofile00000000000000000000000001", c.secret_id)
   end)
 
   it("profile options pass through (file, name)", function()

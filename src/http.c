@@ -118,8 +118,12 @@ int ecdn_http_catch_interrupts(void)
         g_wake_pid = getpid();
     }
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
+    /* A closed pipe on stdout is then a write error the tool reports (with
+     * its summary and exit status), not a silent death by SIGPIPE. */
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) != 0) return -1;
+    sa.sa_handler = on_sigint;
     return sigaction(SIGINT, &sa, NULL);
 }
 

@@ -106,7 +106,8 @@ int ecdn_http_active(const ecdn_http *h);   /* requests started and not yet repo
 const char *ecdn_http_failure_name(const ecdn_http_result *r, char tmp[32]);
 
 /* SIGINT sets a flag that ends the request in flight within milliseconds
- * (ECDN_NET_INTERRUPTED) and every later one at once. For command-line tools
+ * (ECDN_NET_INTERRUPTED) and every later one at once; SIGPIPE is ignored
+ * (writes to a closed pipe fail with EPIPE instead). For command-line tools
  * only: a library must not take the host's signals. 0 on success. */
 int ecdn_http_catch_interrupts(void);
 int ecdn_http_interrupted(void);

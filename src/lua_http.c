@@ -256,7 +256,8 @@ static int l_close(lua_State *L)
     return 1;
 }
 
-/* core.catch_interrupts(): SIGINT then ends the request in flight (for CLIs). */
+/* core.catch_interrupts(): SIGINT then ends the request in flight, and
+ * SIGPIPE is ignored (for CLIs). */
 static int l_catch_interrupts(lua_State *L)
 {
     if (ecdn_http_catch_interrupts() != 0) return luaL_error(L, "catch_interrupts: cannot install a handler");

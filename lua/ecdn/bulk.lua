@@ -85,9 +85,13 @@ local function check_opts(opts, kind, max_batch)
   if opts.rate ~= nil and (opts.rate < 0 or opts.rate ~= math.floor(opts.rate) or opts.rate == math.huge) then
     error(fn .. ": option 'rate' must be a whole number >= 0 (0: no limit of the job's own)", 4)
   end
-  for _, k in ipairs{ "max_backoff", "deadline", "lookup_settle" } do
+  for _, k in ipairs{ "max_backoff", "deadline" } do
     local v = opts[k]
     if v ~= nil and (v ~= v or v < 0) then error(fn .. ": option '" .. k .. "' must be >= 0", 4) end
+  end
+  local settle = opts.lookup_settle
+  if settle ~= nil and not (settle >= 0 and settle <= 60) then -- (NaN fails too)
+    error(fn .. ": option 'lookup_settle' must be seconds from 0 to 60", 4)
   end
   return opts
 end
@@ -126,11 +130,11 @@ local function host_of(u)
   return (authority:gsub("^.*@", ""):gsub(":%d*$", ""):lower())
 end
 
--- The length of the list of items: its n (table.pack's), else its largest
--- positive integer key, so that a hole anywhere (at #'s border too) is
--- counted as an item; nil when the keys are too sparse to be a list.
+-- The length of the list of items: its largest positive integer key, or its
+-- n (table.pack's) when larger, so that a hole anywhere (at #'s border too)
+-- is counted as an item and nothing past a stale n is left out; nil when
+-- that is too far past the items to be a list (a huge or infinite n too).
 local function list_length(t)
-  if type(t.n) == "number" and t.n >= 0 and t.n == math.floor(t.n) then return t.n end
   local max, count = 0, 0
   for k in pairs(t) do
     if type(k) == "number" and k >= 1 and k == math.floor(k) then
@@ -138,6 +142,8 @@ local function list_length(t)
       if k > max then max = k end
     end
   end
+  local n = rawget(t, "n")
+  if type(n) == "number" and n >= 0 and n == math.floor(n) and n > max then max = n end
   if max > 2 * count + 64 then return nil end
   return max
 end
@@ -188,12 +194,19 @@ end
 --- remember(st, task_id): the client was given (or credited) this TaskId; a
 -- later lookup never takes it for a batch whose answer was lost. The last
 -- ISSUED_KEEP are kept.
-function M.remember(st, task_id)
-  local issued = st.issued
+--- issued(holder) -> holder.issued, made when missing: the record
+-- remember() keeps (one table, shared by whatever holds it).
+function M.issued(holder)
+  local issued = holder.issued
   if not issued then
     issued = { set = {}, ring = {}, n = 0 }
-    st.issued = issued
+    holder.issued = issued
   end
+  return issued
+end
+
+function M.remember(st, task_id)
+  local issued = M.issued(st)
   if issued.set[task_id] then return end
   local slot = issued.n % ISSUED_KEEP + 1
   issued.n = issued.n + 1

@@ -480,7 +480,7 @@ function M.default(opts)
     end)
   end
   local chain = M.chain(list)
-  if opts.token == nil then return chain end
+  if opts.token == nil or opts.token == "" then return chain end -- ("": none, as everywhere)
   -- A token belongs to the secret_id/secret_key it was issued with (the
   -- options' or the environment's): never sent with another identity.
   return provider(chain.name, function(_, now)

@@ -358,10 +358,9 @@ function Client:purge_all(urls, opts)
     refresh = function() return true end,
     correct = function() return false end,
     observe = function() end, -- (lookup windows use ngx.time(), the host's clock)
-    issued = self.issued_by.issued, -- TaskIds given before: never a lookup's find
+    issued = bulk.issued(self.issued_by), -- TaskIds given before (one table with purge's): never a lookup's find
   }
   local report, err = bulk.purge_all(runner(self), st, urls, opts) -- not a tail call: errors name the caller
-  self.issued_by.issued = st.issued
   return report, err
 end
 
