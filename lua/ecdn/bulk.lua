@@ -117,17 +117,38 @@ local function splittable(err)
   return false
 end
 
--- Refused for a domain: every URL of that host is refused alike, so a
--- batch is split by host (not halved down to single URLs), and a batch of
--- one host fails whole.
-local function host_refusal(err)
-  return splittable(err) and (err.code:find("Domain%a*$") or err.code:find("Host%a*$")) ~= nil
-end
-
 -- "https://user@Host:8080/x" -> "host"
 local function host_of(u)
   local authority = u:match("^%a[%w+.-]*://([^/?#]*)") or ""
   return (authority:gsub("^.*@", ""):gsub(":%d*$", ""):lower())
+end
+
+-- The parts a refused batch goes again in, or nil when it does not. Refused
+-- for a domain: every URL of that host is refused alike, so by host (not
+-- halved down to single URLs), and a batch of one host fails whole. Refused
+-- for a URL or for its size: in halves.
+local function split_refused(urls, err)
+  if #urls < 2 or not splittable(err) then return nil end
+  if err.code:find("Domain%a*$") or err.code:find("Host%a*$") then
+    local groups, parts = {}, {}
+    for _, u in ipairs(urls) do
+      local h = host_of(u)
+      local g = groups[h]
+      if not g then
+        g = {}
+        groups[h] = g
+        parts[#parts + 1] = g
+      end
+      g[#g + 1] = u
+    end
+    return #parts > 1 and parts or nil
+  end
+  local half = math.floor(#urls / 2)
+  local first, second = {}, {}
+  for i, u in ipairs(urls) do
+    if i <= half then first[#first + 1] = u else second[#second + 1] = u end
+  end
+  return { first, second }
 end
 
 -- The length of the list of items: its largest positive integer key, or its
@@ -191,9 +212,6 @@ local function not_applied(err)
   return marked(err, "not applied (no task holds it): ", { unknown = false })
 end
 
---- remember(st, task_id): the client was given (or credited) this TaskId; a
--- later lookup never takes it for a batch whose answer was lost. The last
--- ISSUED_KEEP are kept.
 --- issued(holder) -> holder.issued, made when missing: the record
 -- remember() keeps (one table, shared by whatever holds it).
 function M.issued(holder)
@@ -205,6 +223,9 @@ function M.issued(holder)
   return issued
 end
 
+--- remember(st, task_id): the client was given (or credited) this TaskId; a
+-- later lookup never takes it for a batch whose answer was lost. The last
+-- ISSUED_KEEP are kept.
 function M.remember(st, task_id)
   local issued = M.issued(st)
   if issued.set[task_id] then return end
@@ -213,6 +234,38 @@ function M.remember(st, task_id)
   local old = issued.ring[slot]
   if old then issued.set[old] = nil end
   issued.ring[slot], issued.set[task_id] = task_id, true
+end
+
+--- screen(items, dedupe, service [, kind_name]) -> valid, refused, deduped |
+-- nil (keys too sparse to be a list): purge_all's local checks and dedupe,
+-- before anything is sent (the CLI's --dry-run shows the same). valid: the
+-- items that go out, in order; refused: { {err, urls = {item}}, ... } in
+-- input order, a nil hole one of them; deduped: repeats skipped (a
+-- repeated invalid item is refused once too).
+function M.screen(items, dedupe, service, kind_name)
+  local kind = KINDS[kind_name or "urls"]
+  local count = list_length(items)
+  if not count then return nil end
+  local valid, refused, seen, deduped = {}, {}, {}, 0
+  for i = 1, count do
+    local u = items[i]
+    if type(u) ~= "string" then
+      refused[#refused + 1] = { err = decode.local_error({ problem = "not_string", reason = "is not a string",
+                                                           index = i }, service, kind.what), urls = { u } }
+    elseif dedupe and seen[u] then
+      deduped = deduped + 1
+    else
+      if dedupe then seen[u] = true end
+      local p = core.check_url(u)
+      if p then
+        p.index = i
+        refused[#refused + 1] = { err = decode.local_error(p, service, kind.what), urls = { u } }
+      else
+        valid[#valid + 1] = u
+      end
+    end
+  end
+  return valid, refused, deduped
 end
 
 local function client_error(code, message, sent)
@@ -249,33 +302,14 @@ function M.purge_all(c, st, urls, opts, kind_name)
   end
 
   -- 1. Local checks and dedupe: what is left goes out in batches.
-  local valid, seen = {}, {}
-  local n = 0
-  local items = list_length(urls)
-  if not items then
+  local valid, refused, deduped = M.screen(urls, dedupe, st.service, kind_name)
+  if not valid then
     error("ecdn.client:" .. kind.fn .. ": " .. (kind.purge_type == "path" and "paths" or "urls")
           .. " must be a list (its keys are too sparse)", 3)
   end
-  for i = 1, items do
-    local u = urls[i]
-    if type(u) ~= "string" then
-      fail_urls(decode.local_error({ problem = "not_string", reason = "is not a string", index = i }, st.service,
-        kind.what), { u }, 1)
-    elseif dedupe and seen[u] then
-      report.deduped = report.deduped + 1
-    else
-      if dedupe then seen[u] = true end -- a repeated invalid URL is refused once too
-      local p = core.check_url(u)
-      if p then
-        p.index = i
-        fail_urls(decode.local_error(p, st.service, kind.what), { u })
-      else
-        n = n + 1
-        valid[n] = u
-      end
-    end
-  end
-  seen = nil -- luacheck: ignore 311 (free the set before the long part)
+  for _, r in ipairs(refused) do fail_urls(r.err, r.urls, 1) end
+  report.deduped = deduped
+  local n = #valid
   -- With dedupe = false a URL may stand in several batches: a lookup must
   -- key on a URL that stands once, or it could find another batch's task.
   local repeats
@@ -408,35 +442,13 @@ function M.purge_all(c, st, urls, opts, kind_name)
       stop_err = stop_err or err
       return give_up(b, err)
     end
-    if #b.urls > 1 and host_refusal(err) then
-      local groups, hosts = {}, {}
-      for _, u in ipairs(b.urls) do
-        local h = host_of(u)
-        if not groups[h] then
-          groups[h] = {}
-          hosts[#hosts + 1] = h
-        end
-        local g = groups[h]
-        g[#g + 1] = u
-      end
-      if #hosts > 1 then
-        for _, h in ipairs(hosts) do ready[#ready + 1] = { urls = groups[h], tries = 0, due = now() } end
-        return
-      end
-      return give_up(b, err) -- one host: the refused one
-    end
-    if #b.urls > 1 and splittable(err) then
-      -- Each half goes alone: what the service refuses is narrowed down to
+    local parts = split_refused(b.urls, err)
+    if parts then
+      -- Each part goes alone: what the service refuses is narrowed down to
       -- its URLs, the rest is purged. Too many a request: later batches are
       -- no larger than a half either.
-      local half = math.floor(#b.urls / 2)
-      if err.code:find("ExceedBatchLimit$") then batch_size = math.min(batch_size, half) end
-      local first, second = {}, {}
-      for i, u in ipairs(b.urls) do
-        if i <= half then first[#first + 1] = u else second[#second + 1] = u end
-      end
-      ready[#ready + 1] = { urls = first, tries = 0, due = now() }
-      ready[#ready + 1] = { urls = second, tries = 0, due = now() }
+      if err.code:find("ExceedBatchLimit$") then batch_size = math.min(batch_size, #parts[1]) end
+      for _, list in ipairs(parts) do ready[#ready + 1] = { urls = list, tries = 0, due = now() } end
       return
     end
     if rate_limited(err) then limiter:penalize(1) end
@@ -449,9 +461,8 @@ function M.purge_all(c, st, urls, opts, kind_name)
   local function not_found(b)
     if b.looked_at - b.sent_mono < settle then
       -- Too soon to believe: the same lookup once more, when it is not.
-      b.lookup, b.verify, b.candidates = true, nil, nil
+      schedule(b, true)
       b.due = b.sent_mono + settle
-      ready[#ready + 1] = b
       return
     end
     b.last_err = not_applied(b.last_err)

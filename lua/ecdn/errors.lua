@@ -165,7 +165,6 @@ function M.new(t)
   return setmetatable(t, mt)
 end
 
---- True for tables made by M.new.
 --- outcome_unknown(err) -> true when the request may have been applied
 -- though it failed: it went out and no answer came back (network), the
 -- answer was cut or unreadable, or the service failed inside (5xx,
@@ -180,6 +179,7 @@ function M.outcome_unknown(err)
   return type(err.code) == "string" and err.code:find("^InternalError") ~= nil
 end
 
+--- True for tables made by M.new.
 function M.is_error(v)
   return type(v) == "table" and getmetatable(v) == mt
 end

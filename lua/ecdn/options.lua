@@ -30,7 +30,7 @@ function M.with(extra)
   return t
 end
 
---- cdn_extras(opts, cdn_ok, services) -> nil (neither asked) | tail, fields |
+--- cdn_extras(opts, cdn_ok, allowed) -> nil (neither asked) | tail, fields |
 -- false, message: CDN's Area and UrlEncode of a purge, checked. tail: the
 -- raw JSON members for the end of the body (,"Area":"mainland"), fields the
 -- same as a table; cdn_ok: the client may send them (allowed names the
