@@ -139,10 +139,16 @@ end
 
 -- Milliseconds left before the deadline (at least 1: 0 would mean "the
 -- directive's default" to some cosocket calls).
-local function left_ms(deadline)
+-- Whole milliseconds left before the deadline; nil once none is.
+local function remaining_ms(deadline)
   update_time()
-  local ms = math.floor((deadline - now()) * 1000)
-  return ms > 0 and ms or 1
+  local ms = floor((deadline - now()) * 1000)
+  if ms >= 1 then return ms end
+end
+
+-- The same, at least 1 (a socket timeout of 0 would mean none).
+local function left_ms(deadline)
+  return remaining_ms(deadline) or 1
 end
 
 local function expired(deadline)
@@ -161,9 +167,8 @@ end
 
 -- recv(st, max) -> up to max new bytes (not buffered) | nil, err
 local function recv(st, max)
-  update_time()
-  local ms = floor((st.deadline - now()) * 1000)
-  if ms < 1 then return nil, "timeout" end
+  local ms = remaining_ms(st.deadline)
+  if not ms then return nil, "timeout" end
   local sock = st.sock
   sock:settimeout(ms)
   local data, err = sock:receiveany(max)
@@ -391,9 +396,8 @@ end
 -- st.whole: the whole request went to the socket; st.answered: response
 -- bytes seen.
 local function exchange(sock, bytes, conf, st)
-  update_time()
-  local ms = floor((st.deadline - now()) * 1000)
-  if ms < 1 then return nil, failure("CURLE_OPERATION_TIMEDOUT", "timed out") end
+  local ms = remaining_ms(st.deadline)
+  if not ms then return nil, failure("CURLE_OPERATION_TIMEDOUT", "timed out") end
   sock:settimeout(ms)
   local ok, err = sock:send(bytes)
   if not ok then return nil, io_failure(err, "send") end
