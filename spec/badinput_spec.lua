@@ -12,6 +12,7 @@
 local ecdn = require "ecdn"
 local core = require "ecdn.core"
 local sim = require "support.sim"
+local merged = require("support.tables").merged
 
 local TEN_MB = ("x"):rep(10 * 1024 * 1024)
 local URL_100K = "https://www.example.com/" .. ("a"):rep(100 * 1024)
@@ -139,27 +140,21 @@ describe("bad input", function()
     -- "ok", then the first purge's outcome ("ok" or the error code).
     local S = { ["10 MB string"] = "raise", ["embedded NUL"] = "raise", ["CR/LF"] = "raise",
                 ["invalid UTF-8"] = "raise", ["100 KB URL"] = "raise" }
-    local function with(t, over)
-      local c = {}
-      for k, v in pairs(t) do c[k] = v end
-      for k, v in pairs(over) do c[k] = v end
-      return c
-    end
     local CRED = { ["10 MB string"] = "fail", ["embedded NUL"] = "fail", ["CR/LF"] = "fail",
                    ["100 KB URL"] = "fail" }
     local EXPECT = {
-      secret_id = with(CRED, { ["invalid UTF-8"] = { "ok", "AuthFailure.SecretIdNotFound" } }),
-      secret_key = with(CRED, { ["invalid UTF-8"] = { "ok", "AuthFailure.SignatureFailure" } }),
-      token = with(CRED, { ["invalid UTF-8"] = { "ok", "AuthFailure.TokenFailure" } }),
+      secret_id = merged(CRED, { ["invalid UTF-8"] = { "ok", "AuthFailure.SecretIdNotFound" } }),
+      secret_key = merged(CRED, { ["invalid UTF-8"] = { "ok", "AuthFailure.SignatureFailure" } }),
+      token = merged(CRED, { ["invalid UTF-8"] = { "ok", "AuthFailure.TokenFailure" } }),
       service = S, endpoint = S, language = S,
-      version = with(S, { ["invalid UTF-8"] = { "ok", "NoSuchVersion" } }),
-      region = with(S, { ["invalid UTF-8"] = { "ok", "ok" } }),
+      version = merged(S, { ["invalid UTF-8"] = { "ok", "NoSuchVersion" } }),
+      region = merged(S, { ["invalid UTF-8"] = { "ok", "ok" } }),
       timeout = { number = { "ok", "ok" }, NaN = "raise" },
       connect_timeout = { number = { "ok", "ok" }, NaN = "raise" },
       verify = { boolean = { "ok", "ok" } },
       -- A CA file is a path (unused over http://); a proxy is a URL curl parses when it sends.
-      cafile = with(S, { ["CR/LF"] = { "ok", "ok" }, ["invalid UTF-8"] = { "ok", "ok" } }),
-      proxy = with(S, { ["invalid UTF-8"] = { "ok", "ClientError.NetworkError" } }),
+      cafile = merged(S, { ["CR/LF"] = { "ok", "ok" }, ["invalid UTF-8"] = { "ok", "ok" } }),
+      proxy = merged(S, { ["invalid UTF-8"] = { "ok", "ClientError.NetworkError" } }),
     }
 
     -- Without an endpoint the client would go to the real service: not from a test.

@@ -7,6 +7,7 @@ local cjson = require "cjson"
 local sim = require "support.sim"
 local proc = require "support.proc"
 local fork = require "support.fork"
+local merged = require("support.tables").merged
 
 local N = 200
 
@@ -88,14 +89,6 @@ local function check_against_log(s, tasks)
   assert.same({}, wrong)
 end
 
--- Parent's and child's {url = task_id} in one table.
-local function both(a, b)
-  local all = {}
-  for url, t in pairs(a) do all[url] = t end
-  for url, t in pairs(b) do all[url] = t end
-  return all
-end
-
 local function count(t)
   local n = 0
   for _ in pairs(t) do n = n + 1 end
@@ -127,7 +120,7 @@ describe("fork", function()
     assert.equal(N, count(child.tasks))
     for url, n in pairs(attempts) do assert.equal(1, n, url) end
     for url, n in pairs(child.attempts) do assert.equal(1, n, url) end
-    local all = both(tasks, child.tasks)
+    local all = merged(tasks, child.tasks) -- parent's and child's {url = task_id}
     assert.equal(2 * N, count(all))
     check_against_log(s, all)
 
@@ -208,7 +201,7 @@ describe("fork without pthread_atfork handlers (_Fork)", function()
     local child = child_result(pid, out)
     assert.same({}, errors)
     assert.same({}, child.errors)
-    local all = both(tasks, child.tasks)
+    local all = merged(tasks, child.tasks) -- parent's and child's {url = task_id}
     assert.equal(2 * n, count(all))
     check_against_log(s, all)
     assert.equal(before + 1, s:stats().connections)

@@ -16,6 +16,7 @@ local cjson = require "cjson.safe"
 local core = require "ecdn.core"
 local limiter = require "ecdn.limiter"
 local times = require "ecdn.times"
+local merged = require("support.tables").merged
 
 local M = {}
 
@@ -54,12 +55,7 @@ function M.run(urls, opts, respond, st_extra)
   st.timestamp = function() return os.time() end
   for k, v in pairs(st_extra or {}) do st[k] = v end
   -- (lookups believe "none" 0.6 s after a send here, not 3 s: every script answers at once)
-  opts = opts or {}
-  if opts.lookup_settle == nil then
-    local o = { lookup_settle = 0.6 }
-    for k, v in pairs(opts) do o[k] = v end
-    opts = o
-  end
+  opts = merged({ lookup_settle = 0.6 }, opts or {})
   local ok, rep, err = pcall(bulk.purge_all, c, st, urls, opts)
   return ok, rep, err, log, st
 end
